@@ -1,0 +1,206 @@
+"""From decoded frames to a :class:`~uhdfuse.types.Bracket`: relative exposures and the reference.
+
+A frame's relative exposure (EV) is log2 of the light it recorded relative to the
+reference frame. It comes, in order of trust, from the user (``--ev``), from EXIF
+(shutter time, f-number, ISO), or from the pixels themselves (a robust ratio over
+pixels well exposed in both frames). EXIF that is missing or contradicts the
+pixels is replaced by the pixel estimate, with a warning.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .colour import luma
+from .errors import InconsistentBracket, UsageError
+from .types import Bracket, EvSource, Frame
+
+
+class ExposureWarning(UserWarning):
+    """EXIF exposure was missing or contradicted the pixels; EVs were estimated."""
+
+
+# Pixels between these linear levels are trusted for ratios: above the noise floor,
+# below the shoulder where clipping starts in one channel.
+_LOW, _HIGH = 0.01, 0.85
+_PROXY_SIDE = 256
+# How far EXIF and pixels may disagree before EXIF is called contradictory. JPEG
+# tone curves bend the sRGB assumption, so this is generous.
+_CONTRADICTION_EV = 1.0
+
+
+def _proxy_luma(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) linear -> (h, w) linear luma of a blurred proxy, long side ~256 px.
+
+    The blur and the downscale make the ratio robust to small hand-held shifts.
+    """
+    h, w = image.shape[:2]
+    scale = min(1.0, _PROXY_SIDE / max(h, w))
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    if small.ndim == 2:
+        small = small[..., None].repeat(3, axis=2)
+    return cv2.GaussianBlur(luma(small.astype(np.float32)), (0, 0), 1.5)
+
+
+def estimate_relative_ev(darker: np.ndarray, brighter: np.ndarray) -> float | None:
+    """log2(exposure of ``brighter`` / exposure of ``darker``) from pixels alone.
+
+    Args:
+        darker, brighter: (H, W, 3) linear frames of the same scene (any order really;
+            the sign of the result says which is brighter).
+
+    Returns:
+        The median log-ratio over pixels well exposed in both, or None when fewer than
+        1% of the pixels qualify (frames too far apart or not the same scene).
+    """
+    a, b = _proxy_luma(darker), _proxy_luma(brighter)
+    ok = (a > _LOW) & (a < _HIGH) & (b > _LOW) & (b < _HIGH)
+    if ok.sum() < max(16, 0.01 * ok.size):
+        return None
+    return float(np.median(np.log2(b[ok] / a[ok])))
+
+
+def _chain_pixel_evs(frames: Sequence[Frame]) -> list[float] | None:
+    """EVs relative to the first frame, from pixels, chaining frames in brightness order.
+
+    Frames far apart (e.g. -4 and +4 EV) share few well-exposed pixels, so each frame is
+    compared with its neighbour in brightness and the steps are summed.
+    """
+    means = [float(np.mean(_proxy_luma(f.image))) for f in frames]
+    order = sorted(range(len(frames)), key=lambda i: means[i])
+    evs = [0.0] * len(frames)
+    for prev, cur in zip(order, order[1:]):
+        step = estimate_relative_ev(frames[prev].image, frames[cur].image)
+        if step is None:
+            return None
+        evs[cur] = evs[prev] + step
+    return [e - evs[0] for e in evs]
+
+
+def _exif_evs(frames: Sequence[Frame]) -> list[float] | None:
+    values = [f.exposure.log2_exposure() for f in frames]
+    if any(v is None for v in values):
+        # Bias alone (no shutter time) still says how the frames relate.
+        biases = [f.exposure.bias_ev for f in frames]
+        if all(b is not None and math.isfinite(b) for b in biases) and len(set(biases)) > 1:
+            return [float(b) for b in biases]  # type: ignore[arg-type]
+        return None
+    return [v - values[0] for v in values]  # type: ignore[operator]
+
+
+def _contradicts(exif: Sequence[float], pixels: Sequence[float]) -> bool:
+    exif_d = np.asarray(exif) - np.mean(exif)
+    pix_d = np.asarray(pixels) - np.mean(pixels)
+    return bool(np.max(np.abs(exif_d - pix_d)) > _CONTRADICTION_EV)
+
+
+def _well_exposed_fraction(image: np.ndarray) -> float:
+    y = _proxy_luma(image)
+    return float(np.mean((y > 0.02) & (y < 0.8)))
+
+
+def choose_reference(frames: Sequence[Frame], ev: Sequence[float]) -> int:
+    """The best-exposed middle frame of frames sorted by EV.
+
+    With an odd count that is the middle one. With an even count, of the two middle
+    frames, the one with more well-exposed pixels.
+    """
+    n = len(frames)
+    if n % 2 == 1:
+        return n // 2
+    lo, hi = n // 2 - 1, n // 2
+    return hi if _well_exposed_fraction(frames[hi].image) > _well_exposed_fraction(frames[lo].image) else lo
+
+
+def _index_of(frames: Sequence[Frame], name: str) -> int:
+    for i, f in enumerate(frames):
+        if name in (f.path.name, str(f.path)) or f.path.resolve() == Path(name).resolve():
+            return i
+    raise UsageError(f"reference {name!r} is not one of the bracket's files")
+
+
+def build_bracket(
+    frames: Sequence[Frame],
+    *,
+    ev: Sequence[float] | None = None,
+    reference: int | str | None = None,
+) -> Bracket:
+    """Sort frames by exposure, settle their EVs and pick the reference.
+
+    Args:
+        frames: decoded frames in input order, all the same size and kind.
+        ev: EVs stated by the user, one per frame in input order (any common offset).
+        reference: index of the reference in the *sorted* bracket (darkest = 0), or
+            the file name (or path) of one of the frames; None picks the best-exposed
+            middle frame.
+
+    Raises:
+        InconsistentBracket: fewer than 2 frames, sizes or kinds differ.
+        UsageError: ``ev`` has the wrong length, or ``reference`` is out of range.
+    """
+    if len(frames) < 2:
+        where = frames[0].path if frames else None
+        raise InconsistentBracket("a bracket needs at least 2 frames, got %d" % len(frames), where)
+    first = frames[0]
+    for f in frames[1:]:
+        if f.image.shape != first.image.shape:
+            raise InconsistentBracket(
+                f"size {f.size[0]}x{f.size[1]} differs from {first.path.name} ({first.size[0]}x{first.size[1]})", f.path
+            )
+        if f.source != first.source:
+            raise InconsistentBracket(f"mixes RAW and encoded images ({first.path.name} is {first.source})", f.path)
+
+    notes: list[str] = []
+    source: EvSource
+    if ev is not None:
+        if len(ev) != len(frames):
+            raise UsageError(f"--ev gives {len(ev)} values for {len(frames)} frames")
+        if not all(math.isfinite(v) for v in ev):
+            raise UsageError("--ev values must be finite numbers")
+        evs, source = [float(v) for v in ev], "user"
+    else:
+        exif = _exif_evs(frames)
+        pixels = _chain_pixel_evs(frames)
+        if exif is not None and (pixels is None or not _contradicts(exif, pixels)):
+            evs, source = exif, "exif"
+        elif pixels is not None:
+            why = "is missing" if exif is None else "contradicts the pixels"
+            notes.append(f"exposure EXIF {why}; relative exposures estimated from the pixels")
+            evs, source = pixels, "pixels"
+        elif exif is not None:
+            evs, source = exif, "exif"
+        else:
+            raise InconsistentBracket(
+                "no exposure EXIF and the frames share too few well-exposed pixels to estimate it; "
+                "state the EVs with --ev",
+                first.path,
+            )
+
+    order = sorted(range(len(frames)), key=lambda i: (evs[i], str(frames[i].path)))
+    sorted_frames = tuple(frames[i] for i in order)
+    sorted_evs = [evs[i] for i in order]
+    if max(sorted_evs) - min(sorted_evs) < 0.1:
+        notes.append("all frames have the same exposure; fusing them only averages noise")
+
+    if isinstance(reference, str):
+        reference = _index_of(sorted_frames, reference)
+    if reference is None:
+        reference = choose_reference(sorted_frames, sorted_evs)
+    elif not 0 <= reference < len(frames):
+        raise UsageError(f"reference index {reference} is out of range for {len(frames)} frames")
+    ref_ev = sorted_evs[reference]
+    for note in notes:
+        warnings.warn(note, ExposureWarning, stacklevel=2)
+    return Bracket(
+        frames=sorted_frames,
+        ev=tuple(e - ref_ev for e in sorted_evs),
+        reference=reference,
+        ev_source=source,
+        warnings=tuple(notes),
+    )
