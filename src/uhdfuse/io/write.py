@@ -1,0 +1,244 @@
+"""Writing the fused image: 8/16-bit PNG or TIFF, or 32-bit float TIFF, atomically.
+
+The file is first written under a hidden temporary name in the output folder,
+metadata is embedded there, the data is flushed to disk, and only then is the
+temporary file renamed onto the output. An interrupted or failed write therefore
+never leaves a half-written output (nor clobbers an existing one).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import cv2
+import exiv2
+import numpy as np
+
+from uhdfuse.errors import OutputError, UhdfuseError
+from uhdfuse.io.metadata import OutputMetadata, embed_metadata, prepare_metadata
+
+TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
+PNG_SUFFIXES = frozenset({".png"})
+
+
+def write_image(
+    path: Path,
+    image: np.ndarray,
+    *,
+    bit_depth: int,
+    metadata: OutputMetadata | None = None,
+    force: bool = False,
+) -> Path:
+    """Write ``image`` to ``path`` (format from the suffix) and return ``path``.
+
+    ``image`` is float ``(H, W, 3)`` RGB. For ``bit_depth`` 8 or 16 it is
+    display-encoded in [0, 1] (clipped, then rounded to ``uint8``/``uint16``); for 32
+    it is linear and written as float TIFF (PNG cannot hold it).
+
+    ``metadata``: carry the reference frame's EXIF/IPTC/XMP/ICC over and record
+    provenance (see :func:`uhdfuse.io.metadata.prepare_metadata`); None writes the
+    pixels alone. Display output gets the reference's ICC profile or sRGB; float
+    output gets none.
+
+    Missing parent folders are created. Raises :class:`OutputError` when the file
+    exists and ``force`` is False (checked before any work), for an unsupported
+    suffix or bit depth, and for every failure while writing (permissions, disk
+    full, ...); the temporary file is removed on any failure, including
+    KeyboardInterrupt (which is re-raised as is).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TIFF_SUFFIXES | PNG_SUFFIXES:
+        raise OutputError(
+            f"unsupported output type '{path.suffix}'; use .tif, .tiff or .png", path
+        )
+    if bit_depth not in (8, 16, 32):
+        raise OutputError(f"unsupported bit depth {bit_depth}; use 8, 16 or 32", path)
+    if bit_depth == 32 and suffix in PNG_SUFFIXES:
+        raise OutputError("32-bit float output needs a TIFF file (.tif)", path)
+    if path.is_dir():
+        raise OutputError("is a folder", path)
+    if (path.exists() or path.is_symlink()) and not force:
+        raise OutputError("exists; use --force to overwrite", path)
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image must be shaped (H, W, 3), got {image.shape}")
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create folder {path.parent} ({_os_reason(exc)})", path) from exc
+
+    height, width = image.shape[:2]
+    prepared = None
+    if metadata is not None:
+        prepared = prepare_metadata(
+            metadata,
+            size=(width, height),
+            bit_depth=bit_depth,
+            container="png" if suffix in PNG_SUFFIXES else "tiff",
+        )
+        for note in prepared.warnings:
+            warnings.warn(note, stacklevel=2)
+
+    pixels = _quantise(image, bit_depth)
+    temp = _create_temp(path)
+    try:
+        if suffix in PNG_SUFFIXES:
+            _write_png(temp, pixels, prepared.icc if prepared is not None else None, path)
+        else:
+            _write_tiff(temp, pixels)
+        if prepared is not None:
+            if _is_bigtiff(temp):
+                warnings.warn(
+                    f"{path}: metadata not embedded (too large for a classic TIFF)", stacklevel=2
+                )
+            else:
+                embed_metadata(temp, prepared, with_icc=suffix in TIFF_SUFFIXES)
+        _fsync(temp)
+        os.replace(temp, path)
+    except BaseException as exc:
+        _remove_quietly(temp)
+        if isinstance(exc, UhdfuseError):
+            raise
+        if isinstance(exc, OSError):
+            raise OutputError(_os_reason(exc), path) from exc
+        if isinstance(exc, exiv2.Exiv2Error):
+            raise OutputError(f"cannot embed metadata ({_first_line(exc)})", path) from exc
+        if isinstance(exc, MemoryError):
+            raise OutputError("out of memory while writing", path) from exc
+        if isinstance(exc, cv2.error):
+            raise OutputError(f"cannot encode image ({_first_line(exc)})", path) from exc
+        raise
+    _fsync_folder(path.parent)
+    return path
+
+
+def _quantise(image: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float (H, W, 3) -> uint8/uint16 (display, clipped to [0, 1]) or float32 (linear).
+
+    Rounds to the nearest code value exactly (in float64, a block of rows at a
+    time to bound memory), so that ``v / 65535`` written and read back is ``v``.
+    """
+    if bit_depth == 32:
+        return np.ascontiguousarray(image, dtype=np.float32)
+    top = float((1 << bit_depth) - 1)
+    out = np.empty(image.shape, dtype=np.uint8 if bit_depth == 8 else np.uint16)
+    rows = max(1, _QUANTISE_BLOCK // max(1, image.shape[1] * 3))
+    for start in range(0, image.shape[0], rows):
+        block = np.nan_to_num(image[start : start + rows].astype(np.float64), nan=0.0)
+        out[start : start + rows] = np.rint(np.clip(block, 0.0, 1.0) * top)
+    return out
+
+
+_QUANTISE_BLOCK = 1 << 22  # samples per block (32 MiB of float64)
+
+
+def _create_temp(path: Path) -> Path:
+    """A new hidden file next to ``path``, created with the usual permissions (umask)."""
+    for _ in range(100):
+        temp = path.with_name(f".{path.name}.uhdfuse-{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(_os_reason(exc), path) from exc
+        os.close(fd)
+        return temp
+    raise OutputError("cannot create a temporary file next to it", path)
+
+
+def _write_png(temp: Path, pixels: np.ndarray, icc: bytes | None, target: Path) -> None:
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(pixels[:, :, ::-1]))
+    if not ok:
+        raise OutputError("cannot encode PNG", target)
+    data = encoded.tobytes()
+    if icc:
+        data = _png_insert_icc(data, icc)
+    with open(temp, "wb") as fh:
+        fh.write(data)
+
+
+def _png_insert_icc(png: bytes, icc: bytes) -> bytes:
+    """Insert an iCCP chunk right after IHDR (which the PNG format puts first).
+
+    Done here rather than by libexiv2, which writes the chunk with an empty profile
+    name that libpng rejects ("iCCP: bad keyword"); libexiv2 keeps an existing chunk.
+    """
+    ihdr_end = 8 + 4 + 4 + 13 + 4  # signature, length, type, IHDR data, CRC
+    if png[12:16] != b"IHDR":
+        raise ValueError("PNG encoder output does not start with IHDR")
+    body = b"ICC profile\x00\x00" + zlib.compress(icc)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body
+    chunk += struct.pack(">I", zlib.crc32(b"iCCP" + body) & 0xFFFFFFFF)
+    return png[:ihdr_end] + chunk + png[ihdr_end:]
+
+
+def _write_tiff(temp: Path, pixels: np.ndarray) -> None:
+    import tifffile
+
+    tifffile.imwrite(
+        temp,
+        pixels,
+        photometric="rgb",
+        compression="zlib",
+        # Horizontal differencing shrinks photographs a lot; the floating-point
+        # predictor would need the optional imagecodecs package.
+        predictor=pixels.dtype != np.float32,
+        resolution=(72, 72),
+        resolutionunit="INCH",
+        metadata=None,  # no tifffile JSON in ImageDescription
+        software=False,
+    )
+
+
+def _is_bigtiff(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) in (b"II+\x00", b"MM\x00+")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable; some file systems refuse, which is harmless."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "No space left on device"
+    return exc.strerror or _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
