@@ -56,14 +56,22 @@ def estimate_relative_ev(darker: np.ndarray, brighter: np.ndarray) -> float | No
             the sign of the result says which is brighter).
 
     Returns:
-        The median log-ratio over pixels well exposed in both, or None when fewer than
-        1% of the pixels qualify (frames too far apart or not the same scene).
+        The median log-ratio over pixels well exposed in both. When fewer than 1% of
+        the pixels qualify (night scenes, frames far apart), the ratio of mean levels
+        over pixels clipped in neither frame, which is coarser but still orders the
+        frames. None when the frames share no usable pixel at all.
     """
     a, b = _proxy_luma(darker), _proxy_luma(brighter)
     ok = (a > _LOW) & (a < _HIGH) & (b > _LOW) & (b < _HIGH)
-    if ok.sum() < max(16, 0.01 * ok.size):
+    if ok.sum() >= max(16, 0.01 * ok.size):
+        return float(np.median(np.log2(b[ok] / a[ok])))
+    unclipped = (a < _HIGH) & (b < _HIGH)
+    if not unclipped.any():
         return None
-    return float(np.median(np.log2(b[ok] / a[ok])))
+    mean_a, mean_b = float(a[unclipped].mean()), float(b[unclipped].mean())
+    if min(mean_a, mean_b) <= 1e-6:
+        return None
+    return math.log2(mean_b / mean_a)
 
 
 def _chain_pixel_evs(frames: Sequence[Frame]) -> list[float] | None:

@@ -101,7 +101,9 @@ class AlignedBracket:
     reference: int
     model: str  # the motion model used: none | translation | euclidean | homography
     transforms: tuple[np.ndarray, ...]  # (3, 3) each: reference pixel -> frame pixel
-    residuals: tuple[float, ...]  # per frame: RMS luma difference to the reference after warping
+    # per frame: robust RMS luma difference, after warping, to the frame it was registered
+    # against (the reference, or its neighbour towards the reference); inf when unmeasurable
+    residuals: tuple[float, ...]
     crop: tuple[int, int, int, int]  # (x, y, width, height) kept, in reference pixels
 
 
@@ -134,7 +136,7 @@ class FuseResult:
             "reference_file": str(self.inputs[self.reference]),
             "engine": self.engine,
             "align_model": self.align_model,
-            "align_residuals": [round(r, 5) for r in self.align_residuals],
+            "align_residuals": [round(r, 5) if math.isfinite(r) else None for r in self.align_residuals],
             "crop": list(self.crop),
             "size": list(self.size),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},

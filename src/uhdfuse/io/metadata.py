@@ -30,6 +30,8 @@ from uhdfuse.types import CameraInfo, ExposureInfo
 # truncated maker note); the application decides whether those reach the user.
 logging.getLogger("exiv2").addHandler(logging.NullHandler())
 logging.getLogger("exifread").addHandler(logging.NullHandler())
+# tifffile logs every bad tag of a corrupt file; our one-line error says it better.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 UHDFUSE_XMP_NAMESPACE = "http://ns.uhdfuse.org/1.0/"
 UHDFUSE_XMP_PREFIX = "uhdfuse"
