@@ -1,0 +1,195 @@
+"""The one orchestrator: read -> exposure -> align -> fuse -> write.
+
+:func:`merge` is what ``uhdfuse merge`` runs and what Python users call. Each stage
+lives in its own module; this file only wires them together, times them and
+collects their warnings.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .align import align_bracket
+from .classical import calibrate_response, fuse_mertens, merge_radiance
+from .config import ENGINES, MergeConfig
+from .errors import OutputError, UsageError
+from .exposure import build_bracket
+from .io import OutputMetadata, list_inputs, read_encoded, read_frame, read_metadata, write_image
+from .types import AlignedBracket, Bracket, FuseResult
+
+OUTPUT_SUFFIXES = (".tif", ".tiff", ".png")
+StageCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class _Stopwatch:
+    timings: dict[str, float]
+    on_stage: StageCallback | None
+
+    @contextmanager
+    def stage(self, name: str):
+        if self.on_stage is not None:
+            self.on_stage(name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def check_output(output: Path, inputs: Sequence[Path], config: MergeConfig) -> None:
+    """Refuse an output that cannot or must not be written, before any slow work.
+
+    Raises:
+        UsageError: unknown suffix, or a bit depth the format cannot hold.
+        OutputError: the output exists (without ``force``) or is one of the inputs.
+    """
+    suffix = output.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise UsageError(f"unknown output format {output.suffix or '(none)'}; use .tif, .tiff or .png", output)
+    if config.hdr and suffix == ".png":
+        raise UsageError("--hdr writes 32-bit float, which needs a .tif output", output)
+    if not config.hdr and config.bit_depth not in (8, 16):
+        raise UsageError(f"bit depth {config.bit_depth} is not 8 or 16 (32-bit float needs --hdr)", output)
+    resolved = output.resolve()
+    if any(resolved == p.resolve() for p in inputs):
+        raise OutputError("is one of the inputs; choose another output path", output)
+    if output.exists() and not config.force:
+        raise OutputError("already exists; use --force to overwrite", output)
+
+
+def _response_lut(paths: Sequence[Path], config: MergeConfig) -> np.ndarray | None:
+    """The encoded -> linear lookup table for display files, or None for the sRGB curve."""
+    if config.response == "srgb":
+        return None
+    if config.response == "linear":
+        return np.repeat(np.linspace(0.0, 1.0, 256, dtype=np.float32)[:, None], 3, axis=1)
+    if config.ev is not None:
+        log2_times = list(config.ev)
+    else:
+        log2_times = []
+        for p in paths:
+            value = read_metadata(p)[0].log2_exposure()
+            if value is None:
+                raise UsageError(f"--response {config.response} needs exposure times; this file has none, give --ev", p)
+            log2_times.append(value)
+    encoded = [read_encoded(p) for p in paths]
+    if any(e.dtype != np.uint8 for e in encoded):
+        raise UsageError(f"--response {config.response} calibrates 8-bit files only; use the default sRGB curve")
+    return calibrate_response(encoded, [2.0**v for v in log2_times], method=config.response)
+
+
+def load_bracket(inputs: Sequence[Path | str], config: MergeConfig = MergeConfig()) -> Bracket:
+    """Read and sort the frames of one bracket (a folder or a list of files)."""
+    paths = list_inputs([Path(p) for p in inputs])
+    return _load(paths, config)
+
+
+def _load(paths: Sequence[Path], config: MergeConfig) -> Bracket:
+    lut = _response_lut(paths, config) if config.response != "srgb" else None
+    frames = [read_frame(p, lut=lut) for p in paths]
+    if frames and frames[0].source == "raw" and config.response not in ("srgb",):
+        warnings.warn("--response applies to JPEG/PNG/TIFF only; RAW frames are already linear", UserWarning)
+    return build_bracket(frames, ev=config.ev, reference=config.reference)
+
+
+def fuse(aligned: AlignedBracket, config: MergeConfig, *, raw: bool = False) -> tuple[np.ndarray, dict]:
+    """Run the configured engine: returns the fused image and the engine's statistics.
+
+    The image is (H, W, 3) float32: display-encoded sRGB in [0, 1], or, with
+    ``config.hdr``, linear radiance in the reference frame's units.
+    """
+    if config.hdr:
+        return merge_radiance(aligned.images, aligned.ev, reference=aligned.reference, raw=raw), {}
+    if config.engine == "mertens":
+        return fuse_mertens(aligned.images, config.mertens), {}
+    if config.engine == "ipl":
+        from .runtime import fuse_ipl  # torch is only imported when the model is asked for
+
+        return fuse_ipl(
+            aligned.images,
+            aligned.ev,
+            aligned.reference,
+            device=config.device,
+            chunk=config.chunk,
+            cache_bits=config.cache_bits,
+        )
+    raise UsageError(f"unknown engine {config.engine!r}; choose one of {', '.join(ENGINES)}")
+
+
+def merge(
+    inputs: Sequence[Path | str],
+    output: Path | str,
+    config: MergeConfig = MergeConfig(),
+    *,
+    on_stage: StageCallback | None = None,
+) -> FuseResult:
+    """Fuse one bracket into one output file, carrying the reference frame's metadata.
+
+    Args:
+        inputs: one folder holding the bracket, or the bracket's files.
+        output: .tif/.tiff (16-bit by default; 32-bit float with ``config.hdr``) or .png.
+        config: engine, alignment, exposure and output settings.
+        on_stage: called with each stage's name as it starts (for progress displays).
+
+    Returns:
+        What was done: EVs, reference, alignment residuals, timings, warnings.
+
+    Raises:
+        UhdfuseError: bad input, failed alignment or an unwritable output; the output
+            is then left untouched (or absent) and no temporary file remains.
+    """
+    output = Path(output)
+    paths = list_inputs([Path(p) for p in inputs])
+    if config.bit_depth == 32 and config.hdr is False:
+        raise UsageError("32-bit output is the linear radiance map: add --hdr")
+    cfg = replace(config, bit_depth=32) if config.hdr else config
+    check_output(output, paths, cfg)
+
+    timings: dict[str, float] = {}
+    clock = _Stopwatch(timings, on_stage)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with clock.stage("read"):
+            bracket = _load(paths, cfg)
+        with clock.stage("align"):
+            aligned = align_bracket(bracket, cfg.align)
+        with clock.stage("fuse"):
+            image, stats = fuse(aligned, cfg, raw=bracket.frames[0].source == "raw")
+        reference = bracket.frames[bracket.reference]
+        metadata = None
+        if cfg.keep_metadata:
+            metadata = OutputMetadata(
+                reference=reference.path,
+                sources=tuple((f.path.name, ev) for f, ev in zip(bracket.frames, bracket.ev)),
+                software=f"uhdfuse {__version__}",
+                engine="radiance" if cfg.hdr else cfg.engine,
+            )
+        with clock.stage("write"):
+            written = write_image(output, image, bit_depth=cfg.bit_depth, metadata=metadata, force=cfg.force)
+
+    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
+    h, w = image.shape[:2]
+    return FuseResult(
+        output=written,
+        inputs=tuple(f.path for f in bracket.frames),
+        ev=bracket.ev,
+        ev_source=bracket.ev_source,
+        reference=bracket.reference,
+        engine="radiance" if cfg.hdr else cfg.engine,
+        align_model=aligned.model,
+        align_residuals=aligned.residuals,
+        crop=aligned.crop,
+        size=(w, h),
+        timings=timings,
+        warnings=tuple(notes),
+        model_peak_bytes=stats.get("model_peak_bytes"),
+    )
