@@ -189,6 +189,11 @@ def _write_tiff(temp: Path, pixels: np.ndarray) -> None:
         pixels,
         photometric="rgb",
         compression="zlib",
+        # Level 1 is as small as the default within 3% on photographs, at half the time;
+        # strips of 64 rows let tifffile compress them on every core.
+        compressionargs={"level": 1},
+        rowsperstrip=64,
+        maxworkers=os.cpu_count() or 1,
         # Horizontal differencing shrinks photographs a lot; the floating-point
         # predictor would need the optional imagecodecs package.
         predictor=pixels.dtype != np.float32,
