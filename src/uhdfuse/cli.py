@@ -261,6 +261,141 @@ def example(
         err.print(f"[green]{fmt}[/]: {len(paths)} frames in {paths[0].parent}")
 
 
+# --------------------------------------------------------------------------- batch
+
+
+def _batch_inputs(inputs: list[Path]) -> list[Path]:
+    """The given paths, with "-" replaced by the paths read from stdin (one a line)."""
+    paths: list[Path] = []
+    for p in inputs:
+        if str(p) == "-":
+            paths.extend(Path(line.strip()) for line in sys.stdin if line.strip())
+        else:
+            paths.append(p)
+    return list(dict.fromkeys(paths))
+
+
+def _groups_table(groups, names: dict[int, str]) -> Table:  # noqa: ANN001 - bracket.Group
+    table = Table(title=f"{sum(g.kind == 'bracket' for g in groups)} brackets, {len(groups)} groups")
+    for col in ("#", "kind", "files", "n", "output", "why"):
+        table.add_column(col, overflow="fold")
+    for i, g in enumerate(groups):
+        files = g.paths[0].name if len(g.paths) == 1 else f"{g.paths[0].name} … {g.paths[-1].name}"
+        table.add_row(str(i + 1), g.kind, files, str(len(g.paths)), names.get(i, ""), g.reason)
+    return table
+
+
+@app.command()
+def batch(
+    inputs: list[Path] = typer.Argument(..., help="Folders or files of a shoot; '-' reads paths from stdin."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for the fused images."),
+    gap: float = typer.Option(3.0, "--gap", min=0.0, help="Most seconds between two frames of one bracket."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=2, help="Sets of exactly N frames."),
+    folders: bool = typer.Option(False, "--folders", help="Each folder (or subfolder) is one bracket."),
+    name: str = typer.Option(
+        "{date}_{first}_{n}", "--name", help="Output name: {date} {time} {first} {last} {n} {index} {camera}."
+    ),
+    fmt: str = typer.Option("tif", "--format", help="Output format: tif | png."),
+    engine: str = typer.Option("mertens", "--engine", "-e", help=f"Fusion engine: {' | '.join(ENGINES)}."),
+    align: str = typer.Option("auto", "--align", help=f"Motion model: {' | '.join(ALIGN_MODELS)}."),
+    hdr: bool = typer.Option(False, "--hdr", help="Write linear radiance maps (32-bit float TIFF)."),
+    bit_depth: int = typer.Option(16, "--bit-depth", "-b", help="8 or 16 bits per channel."),
+    device: str = typer.Option("auto", "--device", help="IPL engine device: auto | cpu | cuda | mps."),
+    consistent: bool = typer.Option(False, "--consistent", help="One exposure normalisation for the whole shoot."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Brackets fused at once (processes)."),
+    executor: str = typer.Option("local", "--executor", help="local | ray."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (e.g. auto)."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip brackets already fused with these settings."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite outputs this batch did not write."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Report file (default OUTPUT/uhdfuse-report.json)."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Show the groups and why; fuse nothing."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per bracket on stdout."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Find the brackets of a whole shoot and fuse each; singles are reported, not fused.
+
+    Exit code 0 when every bracket succeeded, 3 when some failed, 1 when none did.
+
+    Example: uhdfuse batch ~/shoots/2026-11-20/ -o ~/fused/2026-11-20/
+    """
+    from .batch import BatchOptions, output_names, plan, run_batch
+    from .bracket import find_groups
+
+    _choice(fmt, ("tif", "tiff", "png"), "--format")
+    _choice(engine, ENGINES, "--engine")
+    _choice(align, ALIGN_MODELS, "--align")
+    _choice(executor, ("local", "ray"), "--executor")
+    _choice(device, ("auto", "cpu", "cuda", "mps"), "--device")
+    _warn_to_stderr()
+    with _reported(debug):
+        if frames is not None and folders:
+            raise UsageError("--frames and --folders are two ways to group; choose one")
+        if output is None and not dry_run:
+            raise UsageError("give an output folder with -o (or --dry-run to only show the groups)")
+        if bit_depth not in (8, 16):
+            raise UsageError(f"--bit-depth {bit_depth} is not 8 or 16 (--hdr writes 32-bit float)")
+        mode = "folders" if folders else "frames" if frames is not None else "auto"
+        groups = find_groups(_batch_inputs(inputs), mode=mode, gap=gap, frames=frames)  # type: ignore[arg-type]
+        config = MergeConfig(
+            engine=engine,  # type: ignore[arg-type]
+            hdr=hdr,
+            bit_depth=32 if hdr else bit_depth,
+            align=AlignConfig(model=align),  # type: ignore[arg-type]
+            device=device,  # type: ignore[arg-type]
+            force=force,
+        )
+        options = BatchOptions(
+            output_dir=output or Path("."), config=config, template=name, suffix="." + fmt,
+            workers=workers, executor=executor, address=address,  # type: ignore[arg-type]
+            resume=resume, consistent=consistent, report=report,
+        )  # fmt: skip
+        if dry_run:
+            brackets = [i for i, g in enumerate(groups) if g.kind == "bracket"]
+            names = dict(zip(brackets, output_names([groups[i] for i in brackets], name, "." + fmt)))
+            todo = {j.name for j in plan(groups, options).jobs} if output is not None else set(names.values())
+            if as_json:
+                for i, g in enumerate(groups):
+                    line = g.to_json() | {"output": names.get(i), "up_to_date": i in names and names[i] not in todo}
+                    typer.echo(json.dumps(line))
+            err.print(_groups_table(groups, names))
+            return
+        summary = _run_batch_with_progress(groups, options, as_json, run_batch)
+    for o in summary.outcomes:
+        if o.status == "failed":
+            err.print(f"[bold red]failed[/] {o.name}: {o.error}", soft_wrap=True)
+    err.print(_summary_table(summary))
+    if summary.report is not None:
+        err.print(f"report: {summary.report}")
+    if summary.interrupted:
+        err.print("[bold red]interrupted[/]: finished brackets are kept; rerun the same command to resume")
+    raise typer.Exit(summary.exit_code)
+
+
+def _run_batch_with_progress(groups, options, as_json: bool, run_batch):  # noqa: ANN001, ANN202
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+    ) as progress:
+        task = progress.add_task("brackets", total=None)
+
+        def on_outcome(o, done: int, total: int) -> None:  # noqa: ANN001 - batch.Outcome
+            progress.update(task, completed=done, total=total, description=f"{o.status} {o.name}")
+            if as_json:
+                typer.echo(json.dumps(o.to_json()))
+
+        return run_batch(groups, options, on_outcome=on_outcome)
+
+
+def _summary_table(summary) -> Table:  # noqa: ANN001 - batch.BatchSummary
+    table = Table(title=f"batch: {len(summary.outcomes)} brackets in {summary.seconds:.1f} s")
+    for col in ("fused", "up to date", "failed", "interrupted", "not fused (singles, leftovers, unreadable)"):
+        table.add_column(col, justify="right")
+    counts = [str(summary.count(s)) for s in ("ok", "skipped", "failed", "interrupted")]
+    table.add_row(*counts, str(len(summary.not_fused)))
+    return table
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -53,3 +53,8 @@ class MergeConfig:
     cache_bits: int = 8  # IPL attention-cache precision: 16, 8 or 4
     force: bool = False  # overwrite an existing output
     keep_metadata: bool = True
+    # Consistency across a shoot (panoramas, timelapses): scale every output to this
+    # absolute exposure, log2(t * ISO / N^2), instead of its own reference frame's, so
+    # one scene brightness gives one output value in every bracket. None = today's
+    # behaviour (each output in its reference frame's exposure).
+    exposure_anchor: float | None = None

@@ -125,6 +125,22 @@ def fuse(aligned: AlignedBracket, config: MergeConfig, *, raw: bool = False) -> 
     raise UsageError(f"unknown engine {config.engine!r}; choose one of {', '.join(ENGINES)}")
 
 
+def exposure_gain(bracket: Bracket, anchor: float) -> float:
+    """Factor taking linear values from the reference frame's exposure to ``anchor``.
+
+    ``anchor`` is an absolute log2(t * ISO / N^2) (``MergeConfig.exposure_anchor``).
+    Fused output scales the frames before fusion (they are clipped at 1.0 as a camera
+    would); a radiance map is scaled after the merge. A reference without exposure
+    metadata gives 1.0, with a warning.
+    """
+    reference = bracket.frames[bracket.reference]
+    own = reference.exposure.log2_exposure()
+    if own is None:
+        warnings.warn(f"{reference.path}: no exposure time; output not normalised", UserWarning)
+        return 1.0
+    return float(2.0 ** (anchor - own))
+
+
 def merge(
     inputs: Sequence[Path | str],
     output: Path | str,
@@ -163,7 +179,14 @@ def merge(
         with clock.stage("align"):
             aligned = align_bracket(bracket, cfg.align)
         with clock.stage("fuse"):
+            gain = exposure_gain(bracket, cfg.exposure_anchor) if cfg.exposure_anchor is not None else 1.0
+            if gain != 1.0 and not cfg.hdr:
+                # fusion then sees the frames at the shoot's common exposure
+                np.multiply(aligned.images, np.float32(gain), out=aligned.images)
+                np.minimum(aligned.images, 1.0, out=aligned.images)
             image, stats = fuse(aligned, cfg, raw=bracket.frames[0].source == "raw")
+            if gain != 1.0 and cfg.hdr:
+                image *= np.float32(gain)  # radiance: exact, no clipping
         reference = bracket.frames[bracket.reference]
         metadata = None
         if cfg.keep_metadata:

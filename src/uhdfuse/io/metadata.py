@@ -497,8 +497,16 @@ def srgb_icc_profile() -> bytes:
     if _SRGB_ICC is None:
         from PIL import ImageCms
 
-        _SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+        profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+        # LittleCMS stamps the header with the current time (bytes 24-35); a fixed date
+        # makes outputs byte-identical across runs (batch resume relies on it). The
+        # profile ID (bytes 84-99), which would cover the date, is left unset by LittleCMS.
+        _SRGB_ICC = profile[:24] + _ICC_FIXED_DATE + profile[36:]
     return _SRGB_ICC
+
+
+# 2024-01-01 00:00:00 as an ICC dateTimeNumber (six big-endian uint16).
+_ICC_FIXED_DATE = bytes.fromhex("07e8 0001 0001 0000 0000 0000".replace(" ", ""))
 
 
 def read_provenance(path: Path) -> tuple[str | None, tuple[tuple[str, float], ...]]:
