@@ -12,6 +12,8 @@ from uhdfuse.classical import apply_lut, calibrate_response, fuse_mertens, merge
 from uhdfuse.colour import srgb_decode, srgb_encode
 from uhdfuse.config import MertensWeights
 from uhdfuse.errors import InconsistentBracket, UsageError
+from uhdfuse.io import read_encoded, read_metadata
+from uhdfuse.synthetic import write_example_bracket
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MEMORIAL = DATA / "debevec_memorial"
@@ -266,6 +268,22 @@ def test_debevec_recovers_a_known_response(name, encode, decode) -> None:
     codes = np.arange(48, 225)
     truth = decode(codes.astype(np.float64))[:, None]
     np.testing.assert_allclose(lut[codes], np.broadcast_to(truth, (codes.size, 3)), rtol=0.03)
+
+
+@pytest.mark.parametrize("evs", [(-2.0, 0.0, 2.0), (-2.0, -1.0, 0.0, 1.0, 2.0)], ids=["3x2ev", "5x1ev"])
+def test_debevec_recovers_srgb_from_the_example_jpeg_bracket(tmp_path: Path, evs) -> None:
+    # A realistic bracket: a camera with the sRGB curve, sensor noise, JPEG q95,
+    # a clipped sun whose JPEG edges ring. The old sampler fed those edges to
+    # the solver and came out 3x too dark in the mid-tones.
+    paths = write_example_bracket(tmp_path, width=480, height=320, evs=evs, formats=("jpeg",))["jpeg"]
+    frames = [read_encoded(p) for p in paths]
+    times = [read_metadata(p)[0].exposure_time for p in paths]
+    lut = calibrate_response(frames, times)
+    assert np.all(np.isfinite(lut)) and np.all(np.diff(lut, axis=0) >= 0)
+    np.testing.assert_array_equal(lut[255], 1.0)
+    codes = np.arange(32, 241)
+    truth = srgb_curve(codes.astype(np.float64))[:, None]
+    np.testing.assert_allclose(lut[codes], np.broadcast_to(truth, (codes.size, 3)), rtol=0.05)
 
 
 def test_robertson_gives_a_usable_curve_and_frame_order_does_not_matter() -> None:

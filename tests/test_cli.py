@@ -201,3 +201,23 @@ def test_python_api(example_bracket, tmp_path: Path) -> None:
     result = uhdfuse.merge([example_bracket["jpeg"][0].parent], tmp_path / "api.tif")
     assert isinstance(result, uhdfuse.FuseResult)
     assert result.output.exists() and result.engine == "mertens" and result.reference == 1
+
+
+def test_calibrated_response_and_reference_override(example_bracket, tmp_path: Path) -> None:
+    folder = example_bracket["jpeg"][0].parent
+    out = tmp_path / "debevec.tif"
+    darkest = "bracket_0002.jpg"  # capture order 0/-2/+2: the second file is the -2 EV frame
+    result = _run("merge", folder, "-o", out, "--response", "debevec", "--reference", darkest, "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert Path(report["reference_file"]).name == darkest
+    assert report["ev"] == [0.0, 2.0, 4.0]  # EVs are relative to the chosen reference
+    assert str(_exif(out)["EXIF ExposureTime"]) == "1/1000"  # metadata follows the reference
+    # The example camera encodes with the sRGB curve, so the calibrated curve must fuse
+    # to nearly what the default sRGB linearisation gives.
+    plain = tmp_path / "srgb.tif"
+    assert _run("merge", folder, "-o", plain, "--reference", darkest).exit_code == 0
+    a = tifffile.imread(out).astype(np.float64) / 65535
+    b = tifffile.imread(plain).astype(np.float64) / 65535
+    psnr = 10 * np.log10(1.0 / np.mean((a - b) ** 2))
+    assert psnr > 30
