@@ -18,16 +18,28 @@ _OFFSET = 0.055
 REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
-def srgb_encode(linear: np.ndarray) -> np.ndarray:
+def srgb_encode(linear: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """Encode linear light with the exact sRGB piecewise curve.
 
     ``linear``: any shape, nominally in [0, 1]. Values above 1 follow the power
     piece (no clipping); negative values follow the linear piece.
-    Returns float32 of the same shape.
+    ``out``: optional float32 array of the same shape to write into (not
+    ``linear`` itself, which is read again after the power piece is written).
+    Returns float32 of the same shape (``out`` when given).
     """
     x = np.asarray(linear, dtype=np.float32)
-    power = (1.0 + _OFFSET) * np.power(np.maximum(x, _LINEAR_THRESHOLD), 1.0 / _GAMMA) - _OFFSET
-    return np.where(x <= _LINEAR_THRESHOLD, _SLOPE * x, power).astype(np.float32, copy=False)
+    # One output buffer updated in place, all in float32: on 4K frames the
+    # temporaries of the plain expression (and their page faults) cost more than
+    # the arithmetic. The operations and their order are those of the textbook
+    # formula, so results are bit-identical to it.
+    low = x <= np.float32(_LINEAR_THRESHOLD)
+    # An explicit buffer also keeps 0-d input an array (ufuncs return scalars for it).
+    y = np.maximum(x, np.float32(_LINEAR_THRESHOLD), out=np.empty_like(x) if out is None else out)
+    np.power(y, np.float32(1.0 / _GAMMA), out=y)
+    y *= np.float32(1.0 + _OFFSET)
+    y -= np.float32(_OFFSET)
+    np.multiply(x, np.float32(_SLOPE), out=y, where=low)
+    return y
 
 
 def srgb_decode(encoded: np.ndarray) -> np.ndarray:
@@ -36,8 +48,14 @@ def srgb_decode(encoded: np.ndarray) -> np.ndarray:
     ``encoded``: any shape, nominally in [0, 1]. Returns float32 of the same shape.
     """
     e = np.asarray(encoded, dtype=np.float32)
-    power = np.power((np.maximum(e, _ENCODED_THRESHOLD) + _OFFSET) / (1.0 + _OFFSET), _GAMMA)
-    return np.where(e <= _ENCODED_THRESHOLD, e / _SLOPE, power).astype(np.float32, copy=False)
+    # In place in one float32 buffer, same operations as the textbook formula.
+    low = e <= np.float32(_ENCODED_THRESHOLD)
+    y = np.maximum(e, np.float32(_ENCODED_THRESHOLD), out=np.empty_like(e))
+    y += np.float32(_OFFSET)
+    y /= np.float32(1.0 + _OFFSET)
+    np.power(y, np.float32(_GAMMA), out=y)
+    np.divide(e, np.float32(_SLOPE), out=y, where=low)
+    return y
 
 
 def luma(linear: np.ndarray) -> np.ndarray:

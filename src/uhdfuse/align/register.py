@@ -67,6 +67,10 @@ TONE_BINS = 64  # bins of the tone curve fitted between two frames when measurin
 RESIDUAL_QUANTILE = 0.9  # the residual is measured on the best-matching 90% of pixels
 MIN_TRUSTED = 1024  # fewest trusted overlapping proxy pixels a residual is measured on
 HINT = "if the frames are already aligned, use --align none"
+# Largest float32 below CLIP_LEVEL and smallest above NOISE_FLOOR: the inclusive
+# bounds that give normalised_luma's strict comparisons.
+_BELOW_CLIP = float(np.nextafter(np.float32(CLIP_LEVEL), np.float32(-np.inf)))
+_ABOVE_NOISE = float(np.nextafter(np.float32(NOISE_FLOOR), np.float32(np.inf)))
 
 MODELS = ("translation", "euclidean", "affine", "homography")
 _ECC_MOTION = {
@@ -105,12 +109,17 @@ def normalised_luma(image: np.ndarray, ev: float) -> tuple[np.ndarray, np.ndarra
     y = cv2.transform(img, np.array([REC709], dtype=np.float32))
     if y.ndim == 3:  # cv2 keeps a trailing length-1 axis on some shapes
         y = y[..., 0]
-    peak = np.maximum(np.maximum(img[..., 0], img[..., 1]), img[..., 2])
-    mask = (peak < CLIP_LEVEL) & (y > NOISE_FLOOR)
+    # The mask straight as uint8 0/255 from cv2.inRange (inclusive bounds on
+    # float32): about twice as fast as numpy comparisons on strided channels.
+    # The bounds are the float32 neighbours of the limits, so "<= just below
+    # CLIP_LEVEL" is exactly "< CLIP_LEVEL"; NaN fails every bound, as before.
+    unclipped = cv2.inRange(img, (-np.inf,) * 3, (_BELOW_CLIP,) * 3)
+    above_noise = cv2.inRange(y, _ABOVE_NOISE, np.inf)
+    mask = cv2.bitwise_and(unclipped, above_noise)
     y *= np.float32(2.0 ** (-ev))
     np.clip(y, 0.0, 1.0, out=y)
     cv2.pow(y, GAMMA, dst=y)
-    return y, mask.astype(np.uint8) * 255
+    return y, mask
 
 
 # --------------------------------------------------------------------------- pyramid
