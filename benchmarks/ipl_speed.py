@@ -1,0 +1,108 @@
+"""IPL model-stage speed and memory, 3 frames, random weights of the shipped size.
+
+    PYTHONPATH=src python benchmarks/ipl_speed.py                       # CPU: 1080p, 4k, 8k
+    PYTHONPATH=src python benchmarks/ipl_speed.py --sizes 1080p,4k,8k,16k --device cuda
+
+Prints markdown tables: per size the model stage's time (min and median of the
+repeats, after a warm-up run), fps, peak memory (``model_peak_bytes``: CUDA max
+allocated; CPU resident-set high-water mark, see uhdfuse.runtime.device) and
+slices; then the attention-cache bytes at 16/8/4 bits at 4K. The stage time
+includes host->device copies of the input slices and device->host copies of the
+output; it excludes loading frames and allocating the output array.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+from uhdfuse.nn.ipl import build, count_parameters, ipl_base
+from uhdfuse.runtime.device import select_device
+from uhdfuse.runtime.engine import fuse_ipl
+
+SIZES = {"1080p": (1080, 1920), "4k": (2160, 3840), "8k": (4320, 7680), "16k": (8640, 15360)}
+
+
+def bracket(H: int, W: int, seed: int = 0) -> tuple[np.ndarray, list[float], int]:
+    """3 frames 2 EV apart from a tiled random scene (cheap to make at 16K)."""
+    rng = np.random.default_rng(seed)
+    tile = (rng.random((256, 256, 3), dtype=np.float32) * 2.0) ** 2
+    scene = np.tile(tile, (-(-H // 256), -(-W // 256), 1))[:H, :W]
+    images = np.empty((3, H, W, 3), np.float32)
+    for i, e in enumerate((-2.0, 0.0, 2.0)):
+        np.multiply(scene, 2.0**e / 4.0, out=images[i])
+        np.clip(images[i], 0, 1, out=images[i])
+    return images, [-2.0, 0.0, 2.0], 1
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1080p,4k,8k", help="comma list of " + ",".join(SIZES))
+    ap.add_argument("--device", default="cpu", help="cpu | cuda | mps | auto")
+    ap.add_argument("--repeats", type=int, default=None, help="timed runs per size (default 3 on GPU, 1 on CPU)")
+    ap.add_argument("--chunk", type=int, default=None, help="token rows per step (default: the model's)")
+    ap.add_argument("--cache-bits", type=int, default=8)
+    args = ap.parse_args(argv)
+    device = select_device(args.device)
+    repeats = args.repeats or (3 if device.type == "cuda" else 1)
+    model = build(ipl_base(), seed=0).eval()
+    print(f"machine: {machine(device)}; model ipl_base ({count_parameters(model)} parameters, random "
+          f"weights), 3 frames, cache {args.cache_bits} bits, chunk {args.chunk or 'auto (~3840 tokens per step)'}\n")
+    print("| size | pixels | time min (s) | time median (s) | fps | model peak (MiB) | slices | device | dtype |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    peaks = {}
+    for name in args.sizes.split(","):
+        H, W = SIZES[name.strip().lower()]
+        images, ev, ref = bracket(H, W)
+        runs = []
+        for i in range(repeats + 1):  # the first run warms up (allocator, kernels)
+            _, stats = fuse_ipl(images, ev, ref, device=str(device), chunk=args.chunk,
+                                cache_bits=args.cache_bits, model=model)
+            if i > 0 or repeats == 0:
+                runs.append(stats)
+        times = [s["seconds"] for s in runs]
+        peak = max(s["model_peak_bytes"] or 0 for s in runs)
+        peaks[name] = peak
+        print(f"| {name} | {W}x{H} | {min(times):.3f} | {statistics.median(times):.3f} | "
+              f"{1 / statistics.median(times):.1f} | {peak / 2**20:.1f} | {runs[0]['slices']} | "
+              f"{runs[0]['device']} | {runs[0]['dtype']} |", flush=True)
+        del images
+    if "4k" in peaks and "16k" in peaks and peaks["4k"]:
+        print(f"\npeak memory 16K / 4K: {peaks['16k'] / peaks['4k']:.3f}")
+    if "4k" in peaks and "8k" in peaks and peaks["4k"]:
+        print(f"peak memory 8K / 4K: {peaks['8k'] / peaks['4k']:.3f}")
+    print("\n| cache bits | cache bytes (4K, all blocks) |")
+    print("|---|---|")
+    images, ev, ref = bracket(*SIZES["4k"])
+    for bits in (16, 8, 4):
+        _, stats = fuse_ipl(images, ev, ref, device=str(device), chunk=args.chunk, cache_bits=bits, model=model)
+        print(f"| {bits} | {stats['cache_bytes']} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    t0 = time.time()
+    code = main()
+    print(f"\n(total {time.time() - t0:.0f} s)", file=sys.stderr)
+    sys.exit(code)
