@@ -4,7 +4,8 @@
 output name each, from a template, never two alike) and decides from the resume
 manifest which are already done. :func:`run_batch` runs the rest on an executor
 and returns a :class:`BatchSummary` whose :attr:`~BatchSummary.exit_code` is 0 when
-every bracket succeeded, 3 when some failed, 1 when none did (130 interrupted).
+every bracket succeeded, 3 when some failed, 1 when none did (130 interrupted,
+143 terminated by SIGTERM).
 
 One failing bracket never stops the batch: its error is recorded and the next
 bracket goes on. Outputs are written atomically by :func:`uhdfuse.io.write_image`,
@@ -182,15 +183,17 @@ class BatchSummary:
     report: Path | None = None
     exposure_anchor: float | None = None
     seconds: float = 0.0
+    interrupt_code: int = EXIT_INTERRUPTED  # 143 when the interruption was a SIGTERM
 
     def count(self, status: Status) -> int:
         return sum(o.status == status for o in self.outcomes)
 
     @property
     def exit_code(self) -> int:
-        """0 all brackets done (fused or already up to date), 3 some failed, 1 none done, 130 interrupted."""
+        """0 all brackets done (fused or already up to date), 3 some failed, 1 none done,
+        130 interrupted (143 by SIGTERM)."""
         if self.interrupted:
-            return EXIT_INTERRUPTED
+            return self.interrupt_code
         done = self.count("ok") + self.count("skipped")
         if done == len(self.outcomes) and self.outcomes:
             return EXIT_OK
@@ -593,6 +596,7 @@ def run_batch(
     manifest = load_manifest(out_dir)
     wanted = settings_hash(config, options.suffix)
     interrupted = False
+    interrupt_code = EXIT_INTERRUPTED
     if work.jobs:
         out_dir.mkdir(parents=True, exist_ok=True)
         executor = make_executor(options, config)
@@ -603,8 +607,10 @@ def run_batch(
                     _write_json_atomic(out_dir / MANIFEST_NAME, {"version": 1, "outputs": manifest})
                 record(o)
                 interrupted = interrupted or o.status == "interrupted"
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             interrupted = True
+            # the CLI raises a KeyboardInterrupt subclass carrying 143 for SIGTERM
+            interrupt_code = getattr(exc, "exit_code", EXIT_INTERRUPTED)
             executor.stop()
         finally:
             executor.close()
@@ -621,7 +627,9 @@ def run_batch(
             outcomes.append(Outcome(job.index, job.name, "interrupted", job.output, job.inputs, job.reason,
                                     "batch interrupted before this bracket finished"))  # fmt: skip
     outcomes.sort(key=lambda o: o.index)
-    summary = BatchSummary(outcomes, work.not_fused, interrupted, None, work.anchor, time.perf_counter() - started)
+    summary = BatchSummary(
+        outcomes, work.not_fused, interrupted, None, work.anchor, time.perf_counter() - started, interrupt_code
+    )
     report = options.report or out_dir / REPORT_NAME
     if total or options.report:
         _write_json_atomic(report, summary.to_json())

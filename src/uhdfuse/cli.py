@@ -2,12 +2,15 @@
 
 Human output goes to stderr (rich); ``--json`` prints one JSON object per result on
 stdout. Exit codes: 0 success, 1 failure (bad input, failed alignment, unwritable
-output), 2 usage error, 130 interrupted.
+output, model), 2 usage error, 3 batch with some brackets failed, 130 interrupted
+(SIGINT, Ctrl-C), 143 terminated (SIGTERM). Interrupted or terminated, no partial
+output is left behind.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import warnings
 from contextlib import contextmanager
@@ -21,6 +24,7 @@ from rich.table import Table
 from . import __version__
 from .config import ALIGN_MODELS, ENGINES, RESPONSES, AlignConfig, MergeConfig
 from .errors import UhdfuseError, UsageError
+from .io.read import DEFAULT_MAX_PIXELS
 
 app = typer.Typer(
     add_completion=False,
@@ -65,6 +69,34 @@ def _parse_reference(text: Optional[str]) -> int | str | None:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same clean-up runs (temporary files removed)."""
+
+    exit_code = 143  # 128 + SIGTERM, as a shell reports a process killed by it
+
+
+@contextmanager
+def _sigterm_interrupts():
+    """Turn the first SIGTERM into :class:`Terminated` in the main thread.
+
+    Later ones are ignored, so that clean-up is not itself interrupted (SIGKILL still works).
+    """
+
+    def on_term(signum, frame):  # noqa: ANN001
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (uhdfuse embedded in another app): leave it be
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def _reported(debug: bool):
     """Turn library errors into one line on stderr and the right exit code."""
@@ -75,11 +107,12 @@ def _reported(debug: bool):
             raise
         err.print(f"[bold red]error:[/] {e}", soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if debug:
             raise
-        err.print("[bold red]interrupted[/]: no output was written")
-        raise typer.Exit(130) from None
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        err.print(f"[bold red]{what}[/]: no output was written")
+        raise typer.Exit(getattr(e, "exit_code", 130)) from None
 
 
 def _warn_to_stderr() -> None:
@@ -110,6 +143,9 @@ def merge(
     cache_bits: int = typer.Option(8, "--cache-bits", help="IPL attention-cache precision: 16, 8 or 4."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output."),
     no_metadata: bool = typer.Option(False, "--no-metadata", help="Do not carry EXIF/XMP/ICC over."),
+    max_pixels: int = typer.Option(
+        DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="Refuse inputs whose header claims more pixels (decompression bombs)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object on stdout."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
@@ -142,11 +178,13 @@ def merge(
     from .pipeline import merge as run_merge
 
     _warn_to_stderr()
-    with _reported(debug):
+    with _reported(debug), _sigterm_interrupts():
         if hdr and bit_depth not in (16, 32):
             raise UsageError("--hdr always writes 32-bit float; drop --bit-depth")
         with err.status("reading", spinner="dots") as status:
-            result = run_merge(inputs, output, config, on_stage=lambda name: status.update(f"{name}…"))
+            result = run_merge(
+                inputs, output, config, on_stage=lambda name: status.update(f"{name}…"), max_pixels=max_pixels
+            )
     for note in result.warnings:
         err.print(f"[yellow]warning:[/] {note}", soft_wrap=True)
     if as_json:
@@ -174,6 +212,9 @@ def info(
     inputs: list[Path] = typer.Argument(..., help="A folder holding one bracket, or the bracket's files."),
     ev: Optional[str] = typer.Option(None, "--ev", help="EV of each input, in input order."),
     reference: Optional[str] = typer.Option(None, "--reference", "-r", help="Reference frame: file name or index."),
+    max_pixels: int = typer.Option(
+        DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="Refuse inputs whose header claims more pixels (decompression bombs)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
@@ -185,7 +226,8 @@ def info(
 
     _warn_to_stderr()
     with _reported(debug):
-        bracket = load_bracket(inputs, MergeConfig(ev=_parse_ev(ev), reference=_parse_reference(reference)))
+        config = MergeConfig(ev=_parse_ev(ev), reference=_parse_reference(reference))
+        bracket = load_bracket(inputs, config, max_pixels=max_pixels)
     frames = [
         {
             "file": str(f.path),
@@ -314,7 +356,8 @@ def batch(
 ) -> None:
     """Find the brackets of a whole shoot and fuse each; singles are reported, not fused.
 
-    Exit code 0 when every bracket succeeded, 3 when some failed, 1 when none did.
+    Exit code 0 when every bracket succeeded, 3 when some failed, 1 when none did,
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM); rerun to resume.
 
     Example: uhdfuse batch ~/shoots/2026-11-20/ -o ~/fused/2026-11-20/
     """
@@ -327,7 +370,7 @@ def batch(
     _choice(executor, ("local", "ray"), "--executor")
     _choice(device, ("auto", "cpu", "cuda", "mps"), "--device")
     _warn_to_stderr()
-    with _reported(debug):
+    with _reported(debug), _sigterm_interrupts():
         if frames is not None and folders:
             raise UsageError("--frames and --folders are two ways to group; choose one")
         if output is None and not dry_run:

@@ -35,6 +35,16 @@ _PROXY_SIDE = 256
 _CONTRADICTION_EV = 1.0
 
 
+# Smaller frames hold too little to register or to build a fusion pyramid on.
+MIN_SIDE = 16
+
+
+def _camera_name(frame: Frame) -> str | None:
+    """"Make Model" of a frame, None unless both are recorded."""
+    make, model = frame.camera.make, frame.camera.model
+    return f"{make} {model}" if make and model else None
+
+
 def _proxy_luma(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) linear -> (h, w) linear luma of a blurred proxy, long side ~256 px.
 
@@ -149,7 +159,8 @@ def build_bracket(
             middle frame.
 
     Raises:
-        InconsistentBracket: fewer than 2 frames, sizes or kinds differ.
+        InconsistentBracket: fewer than 2 frames; sizes, kinds or cameras (make and
+            model, where recorded) differ; frames smaller than ``MIN_SIDE`` pixels.
         UsageError: ``ev`` has the wrong length, or ``reference`` is out of range.
     """
     if len(frames) < 2:
@@ -163,6 +174,18 @@ def build_bracket(
             )
         if f.source != first.source:
             raise InconsistentBracket(f"mixes RAW and encoded images ({first.path.name} is {first.source})", f.path)
+        # Two bodies never see the same scene from the same place: such a bracket is a
+        # mix-up of files, not something to fuse. Frames without make/model are let be.
+        camera, first_camera = _camera_name(f), _camera_name(first)
+        if camera and first_camera and camera != first_camera:
+            raise InconsistentBracket(
+                f"shot with {camera}, but {first.path.name} with {first_camera}; a bracket comes from one camera", f.path
+            )
+    width, height = first.size
+    if min(width, height) < MIN_SIDE:
+        raise InconsistentBracket(
+            f"image is {width}x{height} pixels; fusing needs at least {MIN_SIDE}x{MIN_SIDE}", first.path
+        )
 
     notes: list[str] = []
     source: EvSource
@@ -195,6 +218,10 @@ def build_bracket(
     sorted_evs = [evs[i] for i in order]
     if max(sorted_evs) - min(sorted_evs) < 0.1:
         notes.append("all frames have the same exposure; fusing them only averages noise")
+    else:
+        for a, b, ev_a, ev_b in zip(sorted_frames, sorted_frames[1:], sorted_evs, sorted_evs[1:]):
+            if ev_b - ev_a < 0.1:
+                notes.append(f"{a.path.name} and {b.path.name} have the same exposure (EV {ev_a:+.2f})")
 
     if isinstance(reference, str):
         reference = _index_of(sorted_frames, reference)

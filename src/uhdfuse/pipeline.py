@@ -20,9 +20,10 @@ from . import __version__
 from .align import align_bracket
 from .classical import calibrate_response, fuse_mertens, merge_radiance
 from .config import ENGINES, MergeConfig
-from .errors import OutputError, UsageError
+from .errors import InconsistentBracket, OutputError, UsageError
 from .exposure import build_bracket
 from .io import OutputMetadata, list_inputs, read_encoded, read_frame, read_metadata, write_image
+from .io.read import DEFAULT_MAX_PIXELS
 from .types import AlignedBracket, Bracket, FuseResult
 
 OUTPUT_SUFFIXES = (".tif", ".tiff", ".png")
@@ -66,7 +67,19 @@ def check_output(output: Path, inputs: Sequence[Path], config: MergeConfig) -> N
         raise OutputError("already exists; use --force to overwrite", output)
 
 
-def _response_lut(paths: Sequence[Path], config: MergeConfig) -> np.ndarray | None:
+def _bracket_paths(inputs: Sequence[Path | str]) -> list[Path]:
+    """The image files of one bracket; a file given twice (also via its folder) is refused."""
+    paths = list_inputs([Path(p) for p in inputs])
+    seen: dict[Path, Path] = {}
+    for p in paths:
+        key = p.resolve()
+        if key in seen:
+            raise InconsistentBracket(f"given twice (also as {seen[key]})", p)
+        seen[key] = p
+    return paths
+
+
+def _response_lut(paths: Sequence[Path], config: MergeConfig, max_pixels: int) -> np.ndarray | None:
     """The encoded -> linear lookup table for display files, or None for the sRGB curve."""
     if config.response == "srgb":
         return None
@@ -81,21 +94,25 @@ def _response_lut(paths: Sequence[Path], config: MergeConfig) -> np.ndarray | No
             if value is None:
                 raise UsageError(f"--response {config.response} needs exposure times; this file has none, give --ev", p)
             log2_times.append(value)
-    encoded = [read_encoded(p) for p in paths]
+    encoded = [read_encoded(p, max_pixels=max_pixels) for p in paths]
     if any(e.dtype != np.uint8 for e in encoded):
         raise UsageError(f"--response {config.response} calibrates 8-bit files only; use the default sRGB curve")
     return calibrate_response(encoded, [2.0**v for v in log2_times], method=config.response)
 
 
-def load_bracket(inputs: Sequence[Path | str], config: MergeConfig = MergeConfig()) -> Bracket:
-    """Read and sort the frames of one bracket (a folder or a list of files)."""
-    paths = list_inputs([Path(p) for p in inputs])
-    return _load(paths, config)
+def load_bracket(
+    inputs: Sequence[Path | str], config: MergeConfig = MergeConfig(), *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Bracket:
+    """Read and sort the frames of one bracket (a folder or a list of files).
+
+    ``max_pixels``: the decompression-bomb limit, checked on each file's header.
+    """
+    return _load(_bracket_paths(inputs), config, max_pixels)
 
 
-def _load(paths: Sequence[Path], config: MergeConfig) -> Bracket:
-    lut = _response_lut(paths, config) if config.response != "srgb" else None
-    frames = [read_frame(p, lut=lut) for p in paths]
+def _load(paths: Sequence[Path], config: MergeConfig, max_pixels: int = DEFAULT_MAX_PIXELS) -> Bracket:
+    lut = _response_lut(paths, config, max_pixels) if config.response != "srgb" else None
+    frames = [read_frame(p, lut=lut, max_pixels=max_pixels) for p in paths]
     if frames and frames[0].source == "raw" and config.response not in ("srgb",):
         warnings.warn("--response applies to JPEG/PNG/TIFF only; RAW frames are already linear", UserWarning)
     return build_bracket(frames, ev=config.ev, reference=config.reference)
@@ -147,6 +164,7 @@ def merge(
     config: MergeConfig = MergeConfig(),
     *,
     on_stage: StageCallback | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> FuseResult:
     """Fuse one bracket into one output file, carrying the reference frame's metadata.
 
@@ -155,6 +173,8 @@ def merge(
         output: .tif/.tiff (16-bit by default; 32-bit float with ``config.hdr``) or .png.
         config: engine, alignment, exposure and output settings.
         on_stage: called with each stage's name as it starts (for progress displays).
+        max_pixels: the most pixels an input's header may claim (decompression-bomb
+            guard); larger files are refused before decoding.
 
     Returns:
         What was done: EVs, reference, alignment residuals, timings, warnings.
@@ -164,7 +184,7 @@ def merge(
             is then left untouched (or absent) and no temporary file remains.
     """
     output = Path(output)
-    paths = list_inputs([Path(p) for p in inputs])
+    paths = _bracket_paths(inputs)
     if config.bit_depth == 32 and config.hdr is False:
         raise UsageError("32-bit output is the linear radiance map: add --hdr")
     cfg = replace(config, bit_depth=32) if config.hdr else config
@@ -175,7 +195,7 @@ def merge(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with clock.stage("read"):
-            bracket = _load(paths, cfg)
+            bracket = _load(paths, cfg, max_pixels)
         with clock.stage("align"):
             aligned = align_bracket(bracket, cfg.align)
         # The aligned copies are all fusion needs: let the decoded frames go (3 x 100 MB at 4K).

@@ -186,6 +186,9 @@ def _read_raw(path: Path, max_pixels: int) -> tuple[np.ndarray, int]:
         raise UnsupportedInput("not a RAW format LibRaw can decode", path) from None
     except rawpy.LibRawTooBigError:
         raise UnsupportedInput("RAW image too large for LibRaw", path) from None
+    except (rawpy.LibRawIOError, rawpy.LibRawDataError):
+        # LibRaw reads past the end of a cut-off file as an I/O error
+        raise UnsupportedInput("cannot decode RAW file (truncated or corrupt data)", path) from None
     except (rawpy.LibRawError, OSError, MemoryError) as exc:
         raise UnsupportedInput(f"cannot decode RAW file ({_one_line(exc)})", path) from None
     bit_depth = white_level.bit_length() if 0 < white_level < 65536 else 16
@@ -285,7 +288,7 @@ def _decode_tiff(path: Path, max_pixels: int) -> np.ndarray:
                 raise UnsupportedInput(f"cannot decode TIFF ({_one_line(exc)})", path) from None
     except UnsupportedInput:
         raise
-    except (tifffile.TiffFileError, ValueError, OSError, struct.error, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - tifffile raises anything on corrupt IFDs (IndexError, TypeError, ...)
         raise UnsupportedInput(f"cannot decode TIFF ({_one_line(exc)})", path) from None
 
     data = _tiff_to_hwc(data, axes)
