@@ -111,9 +111,9 @@ def load_bracket(
 
 
 def _load(paths: Sequence[Path], config: MergeConfig, max_pixels: int = DEFAULT_MAX_PIXELS) -> Bracket:
-    lut = _response_lut(paths, config, max_pixels) if config.response != "srgb" else None
+    lut = _response_lut(paths, config, max_pixels)
     frames = [read_frame(p, lut=lut, max_pixels=max_pixels) for p in paths]
-    if frames and frames[0].source == "raw" and config.response not in ("srgb",):
+    if frames and frames[0].source == "raw" and config.response != "srgb":
         warnings.warn("--response applies to JPEG/PNG/TIFF only; RAW frames are already linear", UserWarning)
     return build_bracket(frames, ev=config.ev, reference=config.reference)
 
