@@ -126,6 +126,36 @@ def test_interrupted_batch_resumes_to_identical_outputs(shoot: Path, reference_r
     assert _bytes(out) == _bytes(reference_run)
 
 
+def test_interrupt_while_recording_a_finished_bracket_keeps_it_resumable(
+    shoot: Path, reference_run: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Ctrl-C landing while the manifest is written must not orphan the finished output
+    (the resumed run would refuse to overwrite a file it cannot prove is its own)."""
+    import uhdfuse.batch as batch
+
+    out = tmp_path / "out"
+    real_write = batch._write_json_atomic
+    calls = []
+
+    def interrupted_write(path: Path, data: dict) -> None:
+        calls.append(path.name)
+        if len(calls) == 1:  # the first manifest update: the signal arrives mid-write
+            raise KeyboardInterrupt
+        real_write(path, data)
+
+    monkeypatch.setattr(batch, "_write_json_atomic", interrupted_write)
+    summary = run_batch(find_groups([shoot]), BatchOptions(output_dir=out, workers=1))
+    assert summary.interrupted
+    manifest = json.loads((out / batch.MANIFEST_NAME).read_text())["outputs"]
+    assert set(manifest) == {p.name for p in out.glob("*.tif")} and manifest
+    assert not list(out.glob(".*.tmp"))
+
+    monkeypatch.setattr(batch, "_write_json_atomic", real_write)
+    result = _run("batch", shoot, "-o", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert _bytes(out) == _bytes(reference_run)
+
+
 def test_failing_brackets_do_not_stop_the_batch_exit_3_then_1(shoot: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     (out / "2026-11-20_A_0010_3.tif").mkdir(parents=True)  # cannot be written: a folder is in the way

@@ -258,11 +258,15 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     """Write JSON under a temporary name, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temp, path)
+    except BaseException:  # an interrupt included: never leave the temporary file behind
+        temp.unlink(missing_ok=True)
+        raise
 
 
 # --------------------------------------------------------------------------- planning
@@ -347,10 +351,19 @@ def run_job(job: Job) -> Outcome:
         return outcome("interrupted", "batch interrupted before this bracket started")
     _in_job = True  # from here on, SIGTERM interrupts the work (see _init_worker)
     gpu = _GpuLock(job.gpu_lock)
+
+    def on_stage(name: str) -> None:
+        global _in_job
+        gpu.on_stage(name)
+        if name == "write":
+            # Past this point the output gets renamed into place: a SIGTERM now must let
+            # the write finish and the outcome be reported, or the output would exist
+            # without its manifest entry and block the resumed run.
+            _in_job = False
+
     try:
         hashes = tuple(fingerprint(Path(p)) for p in job.inputs)
-        result = merge(job.inputs, job.output, job.config, on_stage=gpu.on_stage)
-        _in_job = False  # the output is complete: report it rather than be interrupted now
+        result = merge(job.inputs, job.output, job.config, on_stage=on_stage)
         return outcome("ok", result=result.to_json(), hashes=hashes)
     except UhdfuseError as exc:
         return outcome("failed", str(exc))
@@ -439,8 +452,8 @@ class Executor(Protocol):
     def close(self) -> None:
         """Wait for the workers to end and release them."""
 
-    def unreported(self) -> list[Outcome]:
-        """After :meth:`close`: outcomes of jobs that finished but were never yielded."""
+    def finished(self) -> list[Outcome]:
+        """After :meth:`close`: the outcomes of every job that ran to its end, yielded or not."""
 
 
 class LocalExecutor:
@@ -454,7 +467,6 @@ class LocalExecutor:
             raise UsageError(f"--workers must be at least 1, got {workers}")
         self.threads = max(1, (os.cpu_count() or 1) // workers)
         self.futures: dict = {}
-        self.yielded: set = set()
         self.pool = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(self.threads,)
         )
@@ -465,7 +477,6 @@ class LocalExecutor:
         with _thread_env(self.threads):  # workers are spawned during submit and copy this environment
             self.futures = {self.pool.submit(run_job, job): job for job in jobs}
         for future in as_completed(self.futures):
-            self.yielded.add(future)
             yield self._outcome(future)
 
     def _outcome(self, future) -> Outcome:  # noqa: ANN001 - concurrent.futures.Future
@@ -491,10 +502,8 @@ class LocalExecutor:
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def unreported(self) -> list[Outcome]:
-        return [
-            self._outcome(f) for f in self.futures if f.done() and not f.cancelled() and f not in self.yielded
-        ]
+    def finished(self) -> list[Outcome]:
+        return [self._outcome(f) for f in self.futures if f.done() and not f.cancelled()]
 
 
 class RayExecutor:
@@ -517,10 +526,12 @@ class RayExecutor:
         wants_gpu = config.engine == "ipl" and config.device != "cpu" and not config.hdr
         gpus = 1 if wants_gpu and ray.cluster_resources().get("GPU", 0) >= 1 else 0
         self.task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_job)
+        self.refs: list = []
         self.pending: list = []
 
     def run(self, jobs: Sequence[Job]) -> Iterator[Outcome]:
         refs = {self.task.remote(job): job for job in jobs}
+        self.refs = list(refs)
         self.pending = list(refs)
         while self.pending:
             ready, self.pending = self.ray.wait(self.pending, num_returns=1)
@@ -535,10 +546,10 @@ class RayExecutor:
         for ref in self.pending:
             self.ray.cancel(ref)  # KeyboardInterrupt in a running task: the writer cleans up
 
-    def unreported(self) -> list[Outcome]:
-        if not self.pending:
+    def finished(self) -> list[Outcome]:
+        if not self.refs:
             return []
-        ready, _ = self.ray.wait(self.pending, num_returns=len(self.pending), timeout=0)
+        ready, _ = self.ray.wait(self.refs, num_returns=len(self.refs), timeout=0)
         found = []
         for ref in ready:
             try:
@@ -595,6 +606,12 @@ def run_batch(
         record(o)
     manifest = load_manifest(out_dir)
     wanted = settings_hash(config, options.suffix)
+
+    def remember(*done: Outcome) -> None:
+        for o in done:
+            manifest[o.name] = {"settings": wanted, "inputs": list(o.hashes), "result": o.result}
+        _write_json_atomic(out_dir / MANIFEST_NAME, {"version": 1, "outputs": manifest})
+
     interrupted = False
     interrupt_code = EXIT_INTERRUPTED
     if work.jobs:
@@ -603,8 +620,7 @@ def run_batch(
         try:
             for o in executor.run(work.jobs):
                 if o.status == "ok":
-                    manifest[o.name] = {"settings": wanted, "inputs": list(o.hashes), "result": o.result}
-                    _write_json_atomic(out_dir / MANIFEST_NAME, {"version": 1, "outputs": manifest})
+                    remember(o)
                 record(o)
                 interrupted = interrupted or o.status == "interrupted"
         except KeyboardInterrupt as exc:
@@ -615,12 +631,15 @@ def run_batch(
         finally:
             executor.close()
             _remove_temps(out_dir, [j.name for j in work.jobs])
-        # Brackets that finished while we were stopping are complete: keep them for resume.
-        for o in executor.unreported() if interrupted else []:
-            if o.status == "ok":
-                manifest[o.name] = {"settings": wanted, "inputs": list(o.hashes), "result": o.result}
-                _write_json_atomic(out_dir / MANIFEST_NAME, {"version": 1, "outputs": manifest})
-            outcomes.append(o)
+        if interrupted:
+            # Every complete output must be in the manifest, or the resumed run would
+            # refuse to overwrite it; that includes brackets that finished while we were
+            # stopping and one whose report the interrupt caught half-recorded.
+            seen = {o.index for o in outcomes}
+            finished_now = executor.finished()
+            if ok := [o for o in finished_now if o.status == "ok"]:
+                remember(*ok)
+            outcomes.extend(o for o in finished_now if o.index not in seen)
     finished = {o.index for o in outcomes}
     for job in work.jobs:
         if job.index not in finished:
