@@ -29,6 +29,7 @@ from uhdfuse.cli import app
 from uhdfuse.errors import ModelError, UnsupportedInput, UsageError
 
 from .conftest import tree_hashes
+from .tags import set_tags
 
 runner = CliRunner()
 W, H = 96, 64
@@ -151,13 +152,7 @@ def _resized(corpus: dict[str, list[Path]], folder: Path) -> str:
 def _other_camera(corpus: dict[str, list[Path]], folder: Path) -> str:
     _copy(corpus["jpeg"], folder)
     last = folder / corpus["jpeg"][-1].name
-    image = exiv2.ImageFactory.open(str(last))
-    image.readMetadata()
-    exif = image.exifData()
-    exif["Exif.Image.Make"] = "Othercam"
-    exif["Exif.Image.Model"] = "Body Two"
-    image.setExifData(exif)
-    image.writeMetadata()
+    set_tags(last, exif={"Exif.Image.Make": "Othercam", "Exif.Image.Model": "Body Two"})
     return last.name
 
 

@@ -37,6 +37,8 @@ from uhdfuse.io import metadata as io_metadata
 from uhdfuse.types import ExposureInfo
 from uhdfuse.io import write as io_write
 
+from .tags import set_tags
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -259,12 +261,7 @@ def test_read_frame_uses_response_lut_directly_or_interpolated(tmp_path):
 def test_exif_orientation_is_applied_like_pillow(tmp_path, orientation):
     rgb = _gradient(6, 10)
     path = _save_rgb(tmp_path / "o.png", rgb)
-    image = exiv2.ImageFactory.open(str(path))
-    image.readMetadata()
-    exif = image.exifData()
-    exif["Exif.Image.Orientation"] = str(orientation)
-    image.setExifData(exif)
-    image.writeMetadata()
+    set_tags(path, exif={"Exif.Image.Orientation": str(orientation)})
     expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
     frame = read_frame(path)
     assert frame.camera.orientation == orientation
@@ -386,26 +383,14 @@ def test_nonsense_exposure_time_is_none(tmp_path, exposure):
 
 def test_read_metadata_falls_back_to_xmp_and_defaults(tmp_path):
     path = _save_rgb(tmp_path / "xmp_only.png", _gradient(8, 8))
-    image = exiv2.ImageFactory.open(str(path))
-    image.readMetadata()
-    xmp = image.xmpData()
-    xmp["Xmp.exif.ExposureTime"] = "1/250"
-    xmp["Xmp.exif.DateTimeOriginal"] = "2020-01-02T03:04:05"
-    xmp["Xmp.tiff.Make"] = "XmpCam"
-    image.setXmpData(xmp)
-    image.writeMetadata()
+    set_tags(path, xmp={"Xmp.exif.ExposureTime": "1/250", "Xmp.exif.DateTimeOriginal": "2020-01-02T03:04:05",
+                        "Xmp.tiff.Make": "XmpCam"})  # fmt: skip
     exposure, camera = read_metadata(path)
     assert exposure.exposure_time == pytest.approx(1 / 250)
     assert exposure.f_number is None and exposure.bias_ev is None
     assert camera.make == "XmpCam" and camera.datetime == "2020:01:02 03:04:05"
     negative = _save_rgb(tmp_path / "negative.png", _gradient(8, 8))
-    image = exiv2.ImageFactory.open(str(negative))
-    image.readMetadata()
-    xmp = image.xmpData()
-    xmp["Xmp.exif.ExposureTime"] = "-1/50"
-    xmp["Xmp.exif.FNumber"] = "0/0"
-    image.setXmpData(xmp)
-    image.writeMetadata()
+    set_tags(negative, xmp={"Xmp.exif.ExposureTime": "-1/50", "Xmp.exif.FNumber": "0/0"})
     assert read_metadata(negative)[0] == ExposureInfo()
     bare = _save_rgb(tmp_path / "bare.png", _gradient(8, 8))
     assert read_metadata(bare)[0].exposure_time is None
