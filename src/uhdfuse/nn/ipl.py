@@ -24,6 +24,13 @@ The four IPL parts, in our design:
 4. *Dimensional rolling*: every block shifts its window grid (rows and columns, cycling
    through four offsets), so slice and window borders move between blocks: no seams.
 
+Frames wider than ``cfg.band`` token columns are cut into overlapping column *bands*
+(:meth:`IPL.bands`), each run through the token network on its own (its own caches),
+and their guided-filter coefficients are cross-faded over one window on each side of
+every seam, far enough inside both bands that their crop edges cannot reach it
+(:meth:`IPL.band_margin`). That is what keeps streaming memory independent of the
+frame width; a frame at most ``cfg.band`` tokens wide is one band and unaffected.
+
 Every stage maps token rows to token rows and needs at most one row of context
 (``halo``), except attention, which needs whole window-rows. ``forward`` runs the
 stages over the whole frame (training and the reference of the proofs);
@@ -67,6 +74,7 @@ class IPLConfig:
     residual: float = 0.25  # bound of the residual exposure gain, EV
     gf_eps: float = 1e-3  # guided-filter regulariser (guide variance units)
     max_windows: int = 64  # windows per attention call (bounds temporary memory)
+    band: int = 480  # token columns per band, halos included (4K at patch 8 is one band); not a weight
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -254,6 +262,10 @@ class IPL(nn.Module):
         super().__init__()
         if cfg.dim % cfg.heads:
             raise ValueError("dim must be divisible by heads")
+        margin = -(-(cfg.blocks * cfg.window + 2) // cfg.window) * cfg.window
+        if cfg.band % cfg.window or cfg.band < 2 * margin + 5 * cfg.window:
+            # bands must start on the window grid, and each must own >= 2 columns outside its seams
+            raise ValueError(f"band must be a multiple of window and at least {2 * margin + 5 * cfg.window}")
         self.cfg = cfg
         C = cfg.dim
         self.enc1 = nn.Linear(FEATS, C)
@@ -293,6 +305,40 @@ class IPL(nn.Module):
     def window_rows(self, block: int, rows: int) -> list[tuple[int, int]]:
         """Token-row ranges of block ``block``'s window-rows over ``rows`` token rows."""
         return segments(rows, self.cfg.window, self.shift(block)[0])
+
+    def band_margin(self) -> int:
+        """Token columns between a band's crop edge and its seam zone, a multiple of the window.
+
+        Covers the token network's column reach (embed conv 1, per block a window and
+        the MLP conv, guided-filter box 1), so a band's crop edge cannot change the
+        coefficients it contributes to a seam; only its caches differ from its neighbour's.
+        """
+        w = self.cfg.window
+        return -(-(self.cfg.blocks * w + 2) // w) * w
+
+    def bands(self, width: int) -> list[tuple[int, int]]:
+        """Token-column crops [lo, hi) of the bands over ``width`` token columns.
+
+        Crops are ``cfg.band`` wide (the last may be narrower) and start on the window
+        grid, so every band sees the global window grid. Consecutive crops overlap by
+        2 * (margin + window); band k >= 1 meets band k-1 in the seam zone
+        ``[lo_k + margin, lo_k + margin + 2 * window)``.
+        """
+        cfg = self.cfg
+        m, R = self.band_margin(), cfg.window
+        step = cfg.band - 2 * (m + R)
+        crops, lo = [], 0
+        while True:
+            hi = min(lo + cfg.band, width)
+            crops.append((lo, hi))
+            if hi >= width:
+                return crops
+            lo += step
+
+    def seam_ramp(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """(2 * window, 1) weights of the right-hand band across a seam zone, rising 0 -> 1."""
+        n = 2 * self.cfg.window
+        return ((torch.arange(n, device=device, dtype=dtype) + 0.5) / n)[:, None]
 
     # -- stages ----------------------------------------------------------------------
     def embed(self, tok: torch.Tensor, top: int, bottom: int, ev: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -456,18 +502,13 @@ class IPL(nn.Module):
         return srgb_encode(fused.clamp_(0, 1))
 
     # -- whole-frame forward (training, and the reference of the streaming proofs) --
-    def forward(self, x: torch.Tensor, ev: torch.Tensor, ref: torch.Tensor, cache_bits: int = 16) -> torch.Tensor:
-        """Fuse whole frames.
+    def band_coefs(self, tok: torch.Tensor, glob: list, ev: torch.Tensor, ref: torch.Tensor, cache_bits: int) -> torch.Tensor:
+        """The token network over one band: tok (B, Ht, w, 4N+1) -> coefs (B, Ht, w, 2N+1).
 
-        x: (B, N, H, W, 3) linear (1 = clipping); ev: (B, N) relative EVs;
-        ref: (B,) long index of the reference frame. Returns (B, H, W, 3) display sRGB.
-        Same attention pattern as the streaming executor; differentiable.
+        ``w`` token columns starting on the window grid; the band's own caches;
+        ``glob`` from :meth:`global_tokens` of the whole frame.
         """
         cfg = self.cfg
-        H, W = x.shape[2], x.shape[3]
-        glob = self.global_tokens(make_thumbnail(x, cfg.thumb), ev, ref)
-        xp = pad_to_patch(x, cfg.patch)
-        tok = tokenize(xp, cfg.patch)
         Ht = tok.shape[1]
         z = self.embed(tok, 1, 1, ev, ref)
         for i in range(cfg.blocks):
@@ -475,7 +516,36 @@ class IPL(nn.Module):
             z = torch.cat([self.attend(i, z[:, a:b], cache, glob[i]) for a, b in self.window_rows(i, Ht)], 1)
             z = self.mlp(i, z, 1, 1)
         wts = self.head(z, tok, ev, ref)
-        coef = self.coefs(replicate_rows(wts, 1, 1), replicate_rows(tok, 1, 1))
+        return self.coefs(replicate_rows(wts, 1, 1), replicate_rows(tok, 1, 1))
+
+    def forward(self, x: torch.Tensor, ev: torch.Tensor, ref: torch.Tensor, cache_bits: int = 16) -> torch.Tensor:
+        """Fuse whole frames.
+
+        x: (B, N, H, W, 3) linear (1 = clipping); ev: (B, N) relative EVs;
+        ref: (B,) long index of the reference frame. Returns (B, H, W, 3) display sRGB.
+        Same attention pattern and bands as the streaming executor; differentiable.
+        """
+        cfg = self.cfg
+        H, W = x.shape[2], x.shape[3]
+        glob = self.global_tokens(make_thumbnail(x, cfg.thumb), ev, ref)
+        xp = pad_to_patch(x, cfg.patch)
+        tok = tokenize(xp, cfg.patch)
+        crops = self.bands(tok.shape[2])
+        parts = [self.band_coefs(tok[:, :, lo:hi], glob, ev, ref, cache_bits) for lo, hi in crops]
+        m, R = self.band_margin(), cfg.window
+        pieces = []
+        for k, (lo, hi) in enumerate(crops):
+            start = 0
+            if k:  # the seam zone with band k-1: cross-fade
+                plo = crops[k - 1][0]
+                z0 = lo + m
+                ramp = self.seam_ramp(tok.device, parts[k].dtype)
+                pieces.append(torch.lerp(parts[k - 1][:, :, z0 - plo: z0 - plo + 2 * R],
+                                         parts[k][:, :, m: m + 2 * R], ramp))
+                start = z0 + 2 * R
+            end = crops[k + 1][0] + m if k + 1 < len(crops) else hi
+            pieces.append(parts[k][:, :, start - lo: end - lo])
+        coef = torch.cat(pieces, 2) if len(pieces) > 1 else pieces[0]
         coef = replicate_rows(replicate_rows(coef, 1, 1, dim=1), 1, 1, dim=2)
         return self.render(coef, xp)[:, :H, :W]
 

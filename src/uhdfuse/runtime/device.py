@@ -67,7 +67,7 @@ def _status_kib(field: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _trim_heap() -> None:
+def trim_heap() -> None:
     """Give freed heap memory back to the OS (glibc), so it cannot hide the stage's growth."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -91,7 +91,7 @@ class PeakMemory:
             self.method = "cuda max_memory_allocated"
         else:
             self._base = None
-            _trim_heap()
+            trim_heap()
             try:
                 Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
                 self._base = _status_kib("VmRSS")
