@@ -6,6 +6,7 @@ CPU, small sizes, the tiny ``ipl_test`` variant with random weights.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -17,7 +18,7 @@ import pytest
 import torch
 
 from uhdfuse.errors import InconsistentBracket, ModelError, UsageError
-from uhdfuse.nn.ipl import IPLConfig, build, ipl_base, ipl_test, srgb_encode
+from uhdfuse.nn.ipl import IPL, IPLConfig, build, ipl_base, ipl_test, srgb_encode
 from uhdfuse.nn.weights import load_weights, save_weights, weights_dir
 from uhdfuse.runtime import engine
 from uhdfuse.runtime.cache import KVCache, dequantize, pack4, quantize, unpack4
@@ -90,6 +91,64 @@ def test_odd_frame_size_1001x667(model):
     got, _ = stream_fuse(model, images, ev, ref, chunk=16, cache_bits=16)
     assert got.shape == (667, 1001, 3)
     assert np.abs(got - want).max() <= 1e-4
+
+
+# -- column bands ----------------------------------------------------------------------
+
+BAND = 44  # token columns per band for the tests (176 px at patch 4): the smallest ipl_test allows
+
+
+def banded(model: IPL, band: int = BAND) -> IPL:
+    """The same weights with another band width (not a parameter)."""
+    m = IPL(dataclasses.replace(model.cfg, band=band))
+    m.load_state_dict(model.state_dict())
+    return m.eval()
+
+
+@pytest.mark.parametrize("chunk,bits", [(1, 16), (3, 8), (None, 16), (None, 4)])
+def test_band_streaming_equals_whole_frame(model, chunk, bits):
+    m = banded(model)
+    images, ev, ref = bracket(3, 83, 301)  # 76 token columns: 4 bands
+    want = reference(m, images, ev, ref, bits)
+    got, info = stream_fuse(m, images, ev, ref, chunk=chunk, cache_bits=bits)
+    assert info["bands"] == len(m.bands(76)) == 4
+    assert np.abs(got - want).max() <= 1e-4
+
+
+def test_frames_within_one_band_do_not_depend_on_the_band_width(model):
+    images, ev, ref = bracket(3, 40, 4 * BAND)  # exactly one band
+    assert banded(model).bands(BAND) == [(0, BAND)]
+    assert np.array_equal(reference(banded(model), images, ev, ref, 16), reference(model, images, ev, ref, 16))
+
+
+def test_band_buffers_do_not_grow_with_width(model):
+    m, wide = banded(model), banded(model, band=1000)
+    images, ev, ref = bracket(3, 48, 4 * 150, moving=False)
+    info = {w: stream_fuse(m, images[:, :, :w], ev, ref, cache_bits=8)[1] for w in (4 * 90, 4 * 150)}
+    assert info[4 * 90]["bands"] == 5 and info[4 * 150]["bands"] == 10
+    assert info[4 * 150]["buffer_bytes"] == info[4 * 90]["buffer_bytes"]
+    assert info[4 * 150]["cache_bytes"] <= info[4 * 90]["cache_bytes"] * 1.05
+    # one band over the whole width: the same buffers grow with it
+    one = {w: stream_fuse(wide, images[:, :, :w], ev, ref, cache_bits=8)[1]["buffer_bytes"] for w in (4 * 90, 4 * 150)}
+    assert one[4 * 150] > 1.5 * one[4 * 90]
+
+
+def test_no_seams_at_band_borders(model):
+    """On a smooth bracket, output steps across band seams are like steps elsewhere."""
+    m = banded(model)
+    H, W = 48, 4 * 130
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    scene = np.stack([xx / W, yy / H, (xx + yy) / (H + W)], -1) * 2 + 0.1
+    images = np.stack([np.clip(scene * 2.0**e / 2, 0, 1) for e in (-2, 0, 2)]).astype(np.float32)
+    out, info = stream_fuse(m, images, [-2.0, 0.0, 2.0], 1, cache_bits=8)
+    assert info["bands"] >= 3
+    step = np.abs(np.diff(out, axis=1)).mean(axis=(0, 2))  # between pixel columns x and x+1
+    kink = np.abs(step[1:-1] - 0.5 * (step[:-2] + step[2:]))  # at step index x+1
+    p, R, mg = m.cfg.patch, m.cfg.window, m.band_margin()
+    seam = np.zeros(len(kink), bool)
+    for lo, _ in m.bands(W // p)[1:]:  # pixel columns of each seam zone and its edges
+        seam[max(0, (lo + mg) * p - 2 - 1): (lo + mg + 2 * R) * p + 2] = True
+    assert kink[seam].max() <= 2.0 * kink[~seam].max() + 1e-4
 
 
 # -- cache quantization ---------------------------------------------------------------

@@ -100,7 +100,6 @@ def stream_fuse(
     dtype: torch.dtype = torch.float32,
     out: np.ndarray | None = None,
     tile_pixels: int = TILE_PIXELS,
-    trim: bool | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Fuse aligned frames with ``model``, streaming band by band, row slice by row slice.
 
@@ -108,10 +107,6 @@ def stream_fuse(
     chunk: token rows read per step (default: :func:`default_chunk` of the band width).
     dtype: compute dtype of the token network (full-resolution arithmetic stays float32).
     out: optional (H, W, 3) float32 array to write into.
-    trim: give freed heap memory back to the OS after every step (default: on the
-    CPU). Without it glibc keeps the step temporaries' freed pages, fragmented, and
-    the resident high-water mark creeps up with the number of steps (measured: 4K
-    66 MiB, 16K 87 MiB without; see docs/ipl.md "Memory model").
     Returns (display sRGB (H, W, 3) float32, info) with info keys "slices" (steps, all
     bands), "bands", "cache_bytes" (largest total size of one band's attention caches)
     and "buffer_bytes" (largest total size of the row buffers and the seam store).
@@ -132,7 +127,6 @@ def stream_fuse(
     ref_t = torch.tensor([reference], dtype=torch.long, device=device)
     use_amp = dtype != torch.float32
     amp = torch.autocast(device.type, dtype=dtype) if use_amp else contextlib.nullcontext()
-    trim = device.type == "cpu" if trim is None else trim
     m, R = model.band_margin(), cfg.window
     seam = 2 * R + 2  # columns of a band's coefficients kept for the next band: 2 left of the zone + the zone
 
@@ -163,7 +157,6 @@ def stream_fuse(
             store = None if nxt is None else torch.empty(1, Ht, seam, 2 * images.shape[0] + 1, device=device)
             ra = 0 if k == 0 else lo + m - 1  # token columns this band renders: [ra, rb)
             rb = Wt if nxt is None else nxt - 1
-            width = hi - lo
             caches = [KVCache(cache_bits, cfg.cache_keep, cfg.cache_bins, cfg.cache_decay) for _ in range(cfg.blocks)]
             wrows = [model.window_rows(i, Ht) for i in range(cfg.blocks)]
             tok, z0, wts, coef = _Rows(), _Rows(), _Rows(), _Rows()
@@ -231,12 +224,14 @@ def stream_fuse(
                 held = sum(b.nbytes for b in (tok, z0, wts, coef, *att, *mlp))
                 held += sum(t.nelement() * t.element_size() for t in (store, prev_store) if t is not None)
                 buffer_peak = max(buffer_peak, held)
-                if trim:
-                    trim_heap()
             if nxt_out != Ht:  # a scheduling bug, never a user error
                 raise RuntimeError(f"streaming stopped at token row {nxt_out} of {Ht} (band {k})")
             cache_peak = max(cache_peak, int(sum(c.peak_bytes for c in caches)))
             prev_store = store
             del caches, tok, z0, wts, coef, att, mlp
+            if device.type == "cpu" and k + 1 < len(crops):
+                # hand the band's freed heap back before the next one; per step it would
+                # cost ~10x in time here (page faults are expensive), see docs/ipl.md
+                trim_heap()
     info = {"slices": slices, "bands": len(crops), "cache_bytes": cache_peak, "buffer_bytes": buffer_peak}
     return out, info
