@@ -352,12 +352,20 @@ def test_corrupt_or_mismatched_weights_raise_model_error(tmp_path):
 
 def test_fuse_ipl_default_weights_and_stats():
     images, ev, ref = bracket(3, 40, 44)
-    with pytest.warns(IPLWarning, match="untrained"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IPLWarning)  # the shipped default is trained: no warning
         out, stats = fuse_ipl(images, ev, ref, device="cpu", cache_bits=4)
     assert out.shape == (40, 44, 3)
+    assert stats["weights"] == "ipl_base" and stats["trained"] is True
     for key in ("model_peak_bytes", "device", "dtype", "slices", "cache_bytes"):
         assert key in stats
     assert stats["dtype"] == "float32" and stats["cache_bytes"] > 0
+
+
+def test_fuse_ipl_warns_about_untrained_weights():
+    images, ev, ref = bracket(3, 40, 44)
+    with pytest.warns(IPLWarning, match="untrained"):
+        fuse_ipl(images, ev, ref, device="cpu", weights=weights_dir() / "ipl-test.safetensors")
 
 
 def test_fuse_ipl_rejects_bad_input(model):
