@@ -48,8 +48,8 @@ stack_alignment) and one synthetic case: the inputs, then each tool, labelled.
 The Banterle and DSIFT-EF images are for local evaluation only: do not publish
 or commit those sheets.
 
-Held-out cases come from :func:`heldout_cases` below, or with ``--heldout train``
-from ``uhdfuse.train.data.heldout_cases``, which has the same interface.
+Held-out cases come from ``uhdfuse.train.data.heldout_cases``: scenes the
+training never sees (shared HDR maps and procedural seeds of the held-out split).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ sys.path.insert(0, str(ROOT / "src"))  # measure this checkout, installed or not
 
 from uhdfuse.align import align_bracket
 from uhdfuse.classical import fuse_mertens
-from uhdfuse.colour import srgb_decode, srgb_encode
+from uhdfuse.colour import srgb_encode
 from uhdfuse.config import AlignConfig, MergeConfig
 from uhdfuse.errors import AlignmentFailed, UhdfuseError
 from uhdfuse.io import read_encoded
@@ -83,7 +83,7 @@ from uhdfuse.metrics import mef_ssim, psnr, ssim
 from uhdfuse.nn.weights import default_weights, load_weights
 from uhdfuse.pipeline import load_bracket
 from uhdfuse.runtime import fuse_ipl
-from uhdfuse.synthetic import procedural_scene, render_bracket
+from uhdfuse.train.data import heldout_cases
 
 DATA = ROOT.parent / "shared" / "data"
 CONTACT_DIR = ROOT / "benchmarks" / "results" / "contact"
@@ -95,12 +95,6 @@ LABELS = {
     "opencv": "OpenCV AlignMTB + MergeMertens",
     "enfuse": "align_image_stack + enfuse",
 }
-# Procedural scene seeds the training code holds out (uhdfuse.train.data.HELDOUT_SEEDS
-# starts here; training draws seeds below it).
-HELDOUT_SEED_BASE = 1_000_000
-
-# (moving linear frames (N, H, W, 3), static linear frames (N, H, W, 3), EVs ascending, reference)
-HeldoutCase = tuple[np.ndarray, np.ndarray, tuple[float, ...], int]
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -211,45 +205,6 @@ def write_real(bracket: RealBracket, folder: Path, long_side: int) -> tuple[list
         paths.append(path)
     ev = tuple(math.log2(t) for t in bracket.times) if bracket.times else None
     return paths, ev
-
-
-def _to_8bit_linear(frames: np.ndarray) -> np.ndarray:
-    """Linear frames as an 8-bit sRGB file would give them back: (N, H, W, 3) float32."""
-    codes = np.round(srgb_encode(np.clip(frames, 0.0, 1.0)) * 255.0)
-    return srgb_decode(codes / 255.0).astype(np.float32)
-
-
-def heldout_cases(n: int, seed: int = 0, *, size: int = 256, aligned: bool = False) -> list[HeldoutCase]:
-    """``n`` synthetic moving brackets of held-out procedural scenes, with their static twins.
-
-    Same interface as ``uhdfuse.train.data.heldout_cases`` with ``aligned=False``:
-    a list of ``(moving, static, ev, ref)``, ``moving`` and ``static`` (N, size,
-    1.5 * size, 3) float32 linear as the pipeline decodes 8-bit sRGB files, ``ev``
-    ascending, ``ref`` the reference index. Moving frames are in their own
-    geometry (hand-held in two cases of three), with 1 to 3 objects moving; the
-    static twin has the objects frozen where the reference frame saw them, no
-    shake, and the same exposures and sensor noise. Scenes use the procedural
-    seeds the training code holds out.
-    """
-    if aligned:
-        raise ValueError("this generator gives unaligned frames only (aligned=False)")
-    cases = []
-    for k in range(n):
-        case_seed = HELDOUT_SEED_BASE + 1000 * seed + k
-        scene = procedural_scene(size, round(1.5 * size), seed=case_seed)
-        evs = (-2.0, 0.0, 2.0) if k % 2 == 0 else (-2.0, -1.0, 0.0, 1.0, 2.0)
-        handheld = k % 3 != 0
-        moving = render_bracket(
-            scene, evs, seed=case_seed, moving_objects=1 + k % 3,
-            shake_px=0.02 * size if handheld else 0.0, shake_deg=0.4 if handheld else 0.0,
-        )
-        # Same seed and frame order: the static twin draws the same noise.
-        static = render_bracket(moving.radiance, evs, seed=case_seed, base_exposure=moving.base_exposure)
-        cases.append((
-            _to_8bit_linear(np.stack(moving.frames)), _to_8bit_linear(np.stack(static.frames)),
-            evs, moving.reference,
-        ))
-    return cases
 
 
 def write_synthetic(frames: np.ndarray, folder: Path) -> list[Path]:
@@ -401,6 +356,13 @@ def fuse_all(
     return fusion
 
 
+def fuse_real(bracket: RealBracket, folder: Path, long_side: int, *, static: bool, model, tools: Sequence[str]) -> Fusion:
+    """Write a real bracket downscaled into ``folder`` and fuse it with every tool
+    (registered to the middle exposure; raises UhdfuseError when it cannot be read)."""
+    paths, ev = write_real(bracket, folder, long_side)
+    return fuse_all(paths, ev=ev, reference=None, align=True, static=static, model=model, tools=tools, work=folder)
+
+
 def _grey(image: np.ndarray) -> np.ndarray:
     """(h, w, 3) display RGB -> (h, w) float64 luma."""
     return np.ascontiguousarray(image.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))
@@ -511,8 +473,6 @@ def main() -> None:
     parser.add_argument("--mefb", type=int, help="MEFB scenes, evenly spaced (default 24; quick 3).")
     parser.add_argument("--cases", type=int, help="Held-out synthetic cases (default 8; quick 3).")
     parser.add_argument("--case-size", type=int, help="Height of the synthetic cases (default 384; quick 192).")
-    parser.add_argument("--heldout", choices=("local", "train"), default="local",
-                        help="Held-out generator: this script's, or uhdfuse.train.data.heldout_cases.")
     parser.add_argument("--no-record", action="store_true", help="Print only; leave BENCHMARKS.md alone.")
     args = parser.parse_args()
     long_side = args.long_side or (512 if args.quick else 1200)
@@ -541,14 +501,12 @@ def main() -> None:
         for bracket in static_brackets(args.quick, mefb_count):
             folder = work / "static" / bracket.name.replace("/", "_")
             try:
-                paths, ev = write_real(bracket, folder, long_side)
-                fusion = fuse_all(paths, ev=ev, reference=None, align=True, static=True, model=model,
-                                  tools=tools, work=folder)
+                fusion = fuse_real(bracket, folder, long_side, static=True, model=model, tools=tools)
             except UhdfuseError as exc:
                 notes.append(f"{bracket.name}: skipped ({exc})")
                 log(f"{bracket.name}: skipped ({exc})")
                 continue
-            row = {"set": bracket.name, "frames": len(paths),
+            row = {"set": bracket.name, "frames": len(fusion.sources),
                    "size": f"{fusion.crop[2]}x{fusion.crop[3]}"}
             for tool in tools:
                 out = fusion.outputs.get(tool)
@@ -559,13 +517,8 @@ def main() -> None:
             log(f"(a) {bracket.name}: " + ", ".join(f"{t} {row[t]:.4f}" for t in tools))
 
         # (b), (c) held-out synthetic scenes
-        if args.heldout == "train":
-            from uhdfuse.train.data import heldout_cases as generator
-            source = "uhdfuse.train.data.heldout_cases"
-            cases = generator(n_cases, 0, size=case_size, aligned=False)
-        else:
-            source = "benchmarks/quality.py heldout_cases (procedural scenes, render_bracket)"
-            cases = heldout_cases(n_cases, 0, size=case_size)
+        source = "uhdfuse.train.data.heldout_cases"
+        cases = heldout_cases(n_cases, 0, size=case_size, aligned=False)
         ghost_rows: list[dict] = []
         target_rows: list[dict] = []
         synthetic_sheet: list[list] | None = None
@@ -606,9 +559,7 @@ def main() -> None:
         for bracket in moving_brackets():
             folder = work / "moving" / bracket.name
             try:
-                paths, ev = write_real(bracket, folder, long_side)
-                fusion = fuse_all(paths, ev=ev, reference=None, align=True, static=False, model=model,
-                                  tools=tools, work=folder)
+                fusion = fuse_real(bracket, folder, long_side, static=False, model=model, tools=tools)
             except UhdfuseError as exc:
                 notes.append(f"{bracket.name}: no contact sheet ({exc})")
                 continue
