@@ -40,6 +40,9 @@ _SATURATION_FLOOR = 1e-3
 # result is bit-identical. 64 rows of a 4K frame are ~3 MB.
 _BLOCK_ROWS = 64
 _THREADS = min(8, os.cpu_count() or 1)
+# Below this many pixels per call, starting threads costs more than the work
+# (e.g. the small crops the training data is made of): run the blocks inline.
+_MIN_THREADED_PIXELS = 512 * 512
 
 
 def _to_display(linear: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -57,10 +60,11 @@ def _to_display(linear: np.ndarray, out: np.ndarray | None = None) -> np.ndarray
     return srgb_encode(x, out=out)
 
 
-def _in_row_blocks(func: Callable[[slice], None], rows: int) -> None:
-    """Call ``func(block)`` for consecutive row slices covering ``range(rows)``, on threads."""
+def _in_row_blocks(func: Callable[[slice], None], rows: int, row_pixels: int) -> None:
+    """Call ``func(block)`` for consecutive row slices covering ``range(rows)``, on
+    threads when the work (``rows`` x ``row_pixels`` pixels) is large enough to pay."""
     blocks = [slice(start, start + _BLOCK_ROWS) for start in range(0, rows, _BLOCK_ROWS)]
-    if len(blocks) == 1 or _THREADS == 1:
+    if len(blocks) == 1 or _THREADS == 1 or rows * row_pixels < _MIN_THREADED_PIXELS:
         for block in blocks:
             func(block)
         return
@@ -75,7 +79,7 @@ def _encode_frame(linear: np.ndarray, out: np.ndarray) -> np.ndarray:
     def block(rows: slice) -> None:
         _to_display(linear[rows], out=out[rows])
 
-    _in_row_blocks(block, linear.shape[0])
+    _in_row_blocks(block, linear.shape[0], linear.shape[1])
     return out
 
 
@@ -96,7 +100,7 @@ def _add_weighted_detail(
         if blended is not None:
             blended[rows] += detail
 
-    _in_row_blocks(block, level.shape[0])
+    _in_row_blocks(block, level.shape[0], level.shape[1])
 
 
 def _normalise_weights(frame_weights: np.ndarray) -> None:
@@ -107,7 +111,7 @@ def _normalise_weights(frame_weights: np.ndarray) -> None:
         weights += np.float32(_EPSILON)
         weights /= weights.sum(axis=0, dtype=np.float32)
 
-    _in_row_blocks(block, frame_weights.shape[1])
+    _in_row_blocks(block, frame_weights.shape[1], frame_weights.shape[0] * frame_weights.shape[2])
 
 
 def _check_stack(images: np.ndarray) -> np.ndarray:
@@ -157,7 +161,7 @@ def mertens_weights(
                 np.power(contrast, np.float32(weights.contrast), out=contrast)
         _multiply_colour_measures(encoded[rows], weights, result[rows])
 
-    _in_row_blocks(block, encoded.shape[0])
+    _in_row_blocks(block, encoded.shape[0], encoded.shape[1])
     return result
 
 

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Literal
@@ -34,7 +32,6 @@ import numpy as np
 
 from uhdfuse.align import align_bracket
 from uhdfuse.classical import fuse_mertens
-from uhdfuse.classical import mertens as _mertens_module
 from uhdfuse.colour import luma, srgb_decode
 from uhdfuse.config import AlignConfig
 from uhdfuse.errors import AlignmentFailed, UnsupportedInput, UsageError
@@ -473,18 +470,6 @@ def margin(recipe: Recipe) -> int:
     return math.ceil(recipe.shake_px * 1.5 + 2) if recipe.shake > 0 else 0
 
 
-@contextmanager
-def _mertens_single_thread() -> Iterator[None]:
-    """Run fuse_mertens on one thread: on training crops its thread start-up costs more
-    than the work, and its result does not depend on the thread count (see its docstring)."""
-    saved = _mertens_module._THREADS
-    _mertens_module._THREADS = 1
-    try:
-        yield
-    finally:
-        _mertens_module._THREADS = saved
-
-
 def make_sample(library: SceneLibrary, recipe: Recipe, seed: list[int] | int, *, keep_static: bool = True) -> Sample:
     """The sample of one seed: a pure function of (library, recipe, seed).
 
@@ -492,8 +477,7 @@ def make_sample(library: SceneLibrary, recipe: Recipe, seed: list[int] | int, *,
     """
     rng = np.random.default_rng(seed)
     radiance, name = library.draw(rng, recipe.crop + 2 * margin(recipe), recipe.scale)
-    with _mertens_single_thread():
-        sample = render_sample(radiance, rng, recipe)
+    sample = render_sample(radiance, rng, recipe)
     sample.info["scene"] = name
     return sample if keep_static else replace(sample, static=None)
 
@@ -523,8 +507,7 @@ def heldout_cases(n: int, seed: int = 0, *, size: int = 256, aligned: bool = Tru
     for k in range(n):
         rng = np.random.default_rng([seed, 23, k])
         radiance, _ = library.draw(rng, size + 2 * margin(recipe), recipe.scale)
-        with _mertens_single_thread():
-            s = render_sample(radiance, rng, recipe, align=aligned)
+        s = render_sample(radiance, rng, recipe, align=aligned)
         cases.append((s.frames, s.static, tuple(float(e) for e in s.ev), s.reference))
     return cases
 
