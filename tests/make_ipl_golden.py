@@ -39,14 +39,15 @@ def golden_bracket() -> tuple[np.ndarray, list[float], int]:
 
 def main() -> None:
     model = build(ipl_test(), seed=SEED)
-    with torch.no_grad():  # exercise the residual gain too (zero at a plain init)
+    with torch.no_grad():  # logits and keep gates away from their init, so the golden output uses them
         gen = torch.Generator().manual_seed(SEED)
-        model.res_out.weight.copy_(torch.randn(model.res_out.weight.shape, generator=gen) * 0.5)
+        model.head_out.weight.copy_(torch.randn(model.head_out.weight.shape, generator=gen) * 0.5)
+        model.head_out.bias[1] = 0.5
     path = weights_dir() / "ipl-test.safetensors"
     save_weights(model, path, variant="ipl_test", trained=False, seed=SEED,
                  notes="UNTRAINED: seeded random init of the tiny test variant. It guards the "
-                       "architecture and the loader (golden test); its fusion follows the "
-                       "built-in well-exposedness prior only. Trained weights come from issue 4.")
+                       "architecture and the loader (golden test); its logits and keep gates "
+                       "are random. Trained weights come from issue 4.")
     images, ev, ref = golden_bracket()
     with torch.no_grad():
         out = model(torch.from_numpy(images)[None], torch.tensor([ev]), torch.tensor([ref]), 8)[0]

@@ -1,5 +1,6 @@
 """Proofs for the IPL engine: streaming equals the whole-frame computation, the
-quantized cache stays close to 16-bit, no seams, any bracket size, weights files.
+inference render equals the differentiable one, the quantized cache stays close to
+16-bit, no seams, any bracket size, weights files.
 
 CPU, small sizes, the tiny ``ipl_test`` variant with random weights.
 """
@@ -17,13 +18,15 @@ import numpy as np
 import pytest
 import torch
 
+from uhdfuse.classical import fuse_mertens
 from uhdfuse.errors import InconsistentBracket, ModelError, UsageError
 from uhdfuse.nn.ipl import IPL, IPLConfig, build, ipl_base, ipl_test, srgb_encode
 from uhdfuse.nn.weights import load_weights, save_weights, weights_dir
 from uhdfuse.runtime import engine
 from uhdfuse.runtime.cache import KVCache, dequantize, pack4, quantize, unpack4
 from uhdfuse.runtime.engine import IPLWarning, fuse_ipl
-from uhdfuse.runtime.stream import stream_fuse
+from uhdfuse.runtime.render import render_maps
+from uhdfuse.runtime.stream import stream_fuse, stream_maps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,8 +50,15 @@ def bracket(n: int, H: int, W: int, seed: int = 0, moving: bool = True) -> tuple
 
 
 def reference(model, images, ev, ref, bits):
+    """The whole-frame, differentiable computation: (H, W, 3) display output."""
     with torch.no_grad():
         return model(torch.from_numpy(images)[None], torch.tensor([ev]), torch.tensor([ref]), bits)[0].numpy()
+
+
+def reference_maps(model, images, ev, ref, bits):
+    """The whole-frame token network: (Ht, Wt, 2N) maps."""
+    with torch.no_grad():
+        return model.maps(torch.from_numpy(images)[None], torch.tensor([ev]), torch.tensor([ref]), bits)[0].numpy()
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -59,8 +69,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def model():
     m = build(ipl_test(), seed=1).eval()
-    with torch.no_grad():  # a non-zero residual gain, so that path is exercised too
-        m.res_out.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():  # logits and keep gates far from their init, so every path of the render is used
+        m.head_out.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(2))
+        m.head_out.bias[1] = 0.5
     return m
 
 
@@ -69,28 +80,39 @@ def model():
 @pytest.mark.parametrize("chunk", [1, 3, 8, 1000])
 def test_streaming_equals_whole_frame_16bit(model, chunk):
     images, ev, ref = bracket(3, 83, 61)
-    want = reference(model, images, ev, ref, 16)
-    got, info = stream_fuse(model, images, ev, ref, chunk=chunk, cache_bits=16)
-    assert got.shape == (83, 61, 3) and got.dtype == np.float32
+    want = reference_maps(model, images, ev, ref, 16)
+    got, info = stream_maps(model, images, ev, ref, chunk=chunk, cache_bits=16)
+    assert got.shape == (21, 16, 6) and got.dtype == np.float32
     assert np.abs(got - want).max() <= 1e-4
     token_rows = -(-83 // 4)
     assert info["slices"] == -(-token_rows // chunk)
 
 
+def test_inference_render_equals_the_differentiable_one(model):
+    """OpenCV render of the streamed maps == torch render of the whole-frame maps (float rounding)."""
+    images, ev, ref = bracket(3, 83, 61)
+    want = reference(model, images, ev, ref, 16)
+    got, _ = stream_fuse(model, images, ev, ref, chunk=3, cache_bits=16)
+    assert got.shape == (83, 61, 3) and got.dtype == np.float32
+    diff = np.abs(got - want)
+    assert diff.max() <= 1e-3 and diff.mean() <= 1e-6
+
+
 @pytest.mark.parametrize("bits", [8, 4])
 def test_streaming_equals_whole_frame_quantized(model, bits):
     images, ev, ref = bracket(3, 64, 48)
-    want = reference(model, images, ev, ref, bits)
-    got, _ = stream_fuse(model, images, ev, ref, chunk=2, cache_bits=bits)
+    want = reference_maps(model, images, ev, ref, bits)
+    got, _ = stream_maps(model, images, ev, ref, chunk=2, cache_bits=bits)
     assert np.abs(got - want).max() <= 1e-4
 
 
 def test_odd_frame_size_1001x667(model):
     images, ev, ref = bracket(3, 667, 1001, moving=False)
-    want = reference(model, images, ev, ref, 16)
-    got, _ = stream_fuse(model, images, ev, ref, chunk=16, cache_bits=16)
-    assert got.shape == (667, 1001, 3)
+    want = reference_maps(model, images, ev, ref, 16)
+    got, _ = stream_maps(model, images, ev, ref, chunk=16, cache_bits=16)
     assert np.abs(got - want).max() <= 1e-4
+    out = render_maps(images, got, ev, ref, model.cfg.patch)
+    assert out.shape == (667, 1001, 3) and np.abs(out - reference(model, images, ev, ref, 16)).mean() <= 1e-6
 
 
 # -- column bands ----------------------------------------------------------------------
@@ -109,8 +131,8 @@ def banded(model: IPL, band: int = BAND) -> IPL:
 def test_band_streaming_equals_whole_frame(model, chunk, bits):
     m = banded(model)
     images, ev, ref = bracket(3, 83, 301)  # 76 token columns: 4 bands
-    want = reference(m, images, ev, ref, bits)
-    got, info = stream_fuse(m, images, ev, ref, chunk=chunk, cache_bits=bits)
+    want = reference_maps(m, images, ev, ref, bits)
+    got, info = stream_maps(m, images, ev, ref, chunk=chunk, cache_bits=bits)
     assert info["bands"] == len(m.bands(76)) == 4
     assert np.abs(got - want).max() <= 1e-4
 
@@ -263,14 +285,29 @@ def test_output_is_built_from_input_pixels():
     assert np.abs(out - want).max() <= 1e-5
 
 
-def test_rejected_frames_hand_their_weight_to_the_reference():
+def test_rejected_frames_are_replaced_by_the_reference_at_their_exposure():
+    """Gates closed everywhere: the fusion is Mertens of the reference rendered at each
+    frame's exposure, so nothing of what moved in the other frames is left."""
     m = build(ipl_test(), seed=4).eval()
     with torch.no_grad():
+        m.head_out.weight.zero_()  # logits 0: plain Mertens weights
         m.head_out.bias[1] = -100.0  # the gate rejects every non-reference frame
     images, ev, ref = bracket(3, 40, 36)
     out, _ = stream_fuse(m, images, ev, ref)
-    want = srgb_encode(torch.from_numpy(images[ref])).numpy()
-    assert np.abs(out - want).max() <= 1e-4
+    stand_ins = np.stack([np.clip(images[ref] * 2.0**e, 0, 1) for e in ev]).astype(np.float32)
+    assert np.abs(out - fuse_mertens(stand_ins)).max() <= 1e-4
+    assert np.abs(out - fuse_mertens(images)).max() > 0.1  # the moving block did change the plain fusion
+
+
+def test_open_gates_and_zero_logits_are_mertens():
+    """A fresh model (logits ~0, gates open) fuses like ``--engine mertens``."""
+    m = build(ipl_test(), seed=4).eval()
+    with torch.no_grad():
+        m.head_out.weight.zero_()
+        m.head_out.bias[1] = 100.0
+    images, ev, ref = bracket(3, 40, 36)
+    out, _ = stream_fuse(m, images, ev, ref)
+    assert np.abs(out - fuse_mertens(images)).max() <= 1e-5
 
 
 def test_untrained_fusion_prefers_well_exposed_frames():
@@ -357,7 +394,7 @@ def test_fuse_ipl_default_weights_and_stats():
         out, stats = fuse_ipl(images, ev, ref, device="cpu", cache_bits=4)
     assert out.shape == (40, 44, 3)
     assert stats["weights"] == "ipl_base" and stats["trained"] is True
-    for key in ("model_peak_bytes", "device", "dtype", "slices", "cache_bytes"):
+    for key in ("model_peak_bytes", "device", "dtype", "slices", "cache_bytes", "seconds", "render_seconds"):
         assert key in stats
     assert stats["dtype"] == "float32" and stats["cache_bytes"] > 0
 
@@ -387,7 +424,7 @@ def test_fuse_ipl_rejects_bad_input(model):
 
 def test_out_of_memory_retries_smaller_then_falls_back(model, monkeypatch):
     images, ev, ref = bracket(3, 24, 24)
-    real = engine.stream_fuse
+    real = engine.stream_maps
     chunks = []
 
     def flaky(*args, **kwargs):
@@ -396,7 +433,7 @@ def test_out_of_memory_retries_smaller_then_falls_back(model, monkeypatch):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "stream_fuse", flaky)
+    monkeypatch.setattr(engine, "stream_maps", flaky)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out, stats = fuse_ipl(images, ev, ref, device="cpu", model=model)

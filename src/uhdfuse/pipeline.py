@@ -212,6 +212,9 @@ def merge(
             image, stats = fuse(aligned, cfg, raw=raw)
             if gain != 1.0 and cfg.hdr:
                 image *= np.float32(gain)  # radiance: exact, no clipping
+        if "render_seconds" in stats:  # IPL: the fuse stage's two parts
+            timings["fuse_model"] = stats["seconds"]
+            timings["fuse_render"] = stats["render_seconds"]
         metadata = None
         if cfg.keep_metadata:
             metadata = OutputMetadata(

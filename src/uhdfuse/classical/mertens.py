@@ -45,7 +45,7 @@ _THREADS = min(8, os.cpu_count() or 1)
 _MIN_THREADED_PIXELS = 512 * 512
 
 
-def _to_display(linear: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def to_display(linear: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Linear light -> sRGB display values in [0, 1], float32, same shape.
 
     Out-of-range values and NaN are clipped/zeroed first: a display image
@@ -60,7 +60,7 @@ def _to_display(linear: np.ndarray, out: np.ndarray | None = None) -> np.ndarray
     return srgb_encode(x, out=out)
 
 
-def _in_row_blocks(func: Callable[[slice], None], rows: int, row_pixels: int) -> None:
+def in_row_blocks(func: Callable[[slice], None], rows: int, row_pixels: int) -> None:
     """Call ``func(block)`` for consecutive row slices covering ``range(rows)``, on
     threads when the work (``rows`` x ``row_pixels`` pixels) is large enough to pay."""
     blocks = [slice(start, start + _BLOCK_ROWS) for start in range(0, rows, _BLOCK_ROWS)]
@@ -73,13 +73,13 @@ def _in_row_blocks(func: Callable[[slice], None], rows: int, row_pixels: int) ->
             pass
 
 
-def _encode_frame(linear: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """:func:`_to_display` of an (H, W, 3) frame into ``out`` (H, W, 3) float32, in row blocks."""
+def encode_frame(linear: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`to_display` of an (H, W, 3) frame into ``out`` (H, W, 3) float32, in row blocks."""
 
     def block(rows: slice) -> None:
-        _to_display(linear[rows], out=out[rows])
+        to_display(linear[rows], out=out[rows])
 
-    _in_row_blocks(block, linear.shape[0], linear.shape[1])
+    in_row_blocks(block, linear.shape[0], linear.shape[1])
     return out
 
 
@@ -100,10 +100,10 @@ def _add_weighted_detail(
         if blended is not None:
             blended[rows] += detail
 
-    _in_row_blocks(block, level.shape[0], level.shape[1])
+    in_row_blocks(block, level.shape[0], level.shape[1])
 
 
-def _normalise_weights(frame_weights: np.ndarray) -> None:
+def normalise_weights(frame_weights: np.ndarray) -> None:
     """Make the (N, H, W) weights sum to 1 over the frames at every pixel, in place."""
 
     def block(rows: slice) -> None:
@@ -111,7 +111,7 @@ def _normalise_weights(frame_weights: np.ndarray) -> None:
         weights += np.float32(_EPSILON)
         weights /= weights.sum(axis=0, dtype=np.float32)
 
-    _in_row_blocks(block, frame_weights.shape[1], frame_weights.shape[0] * frame_weights.shape[2])
+    in_row_blocks(block, frame_weights.shape[1], frame_weights.shape[0] * frame_weights.shape[2])
 
 
 def _check_stack(images: np.ndarray) -> np.ndarray:
@@ -161,7 +161,7 @@ def mertens_weights(
                 np.power(contrast, np.float32(weights.contrast), out=contrast)
         _multiply_colour_measures(encoded[rows], weights, result[rows])
 
-    _in_row_blocks(block, encoded.shape[0], encoded.shape[1])
+    in_row_blocks(block, encoded.shape[0], encoded.shape[1])
     return result
 
 
@@ -227,16 +227,33 @@ def fuse_mertens(
     display = np.empty((height, width, 3), dtype=np.float32)
     frame_weights = np.empty((count, height, width), dtype=np.float32)
     for i in range(count):
-        mertens_weights(_encode_frame(images[i], display), weights, out=frame_weights[i])
-    _normalise_weights(frame_weights)
+        mertens_weights(encode_frame(images[i], display), weights, out=frame_weights[i])
+    normalise_weights(frame_weights)
+    del display
+    return blend_pyramid(lambda i, out: encode_frame(images[i], out), frame_weights, depth)
 
+
+def blend_pyramid(
+    display_frame: Callable[[int, np.ndarray], np.ndarray], frame_weights: np.ndarray, depth: int
+) -> np.ndarray:
+    """Blend N display frames in a Laplacian pyramid with Gaussian pyramids of their weights.
+
+    ``display_frame(i, out)`` writes frame ``i`` (H, W, 3) float32 display values into
+    ``out`` and returns it: frames are produced one at a time, so only one is held.
+    ``frame_weights``: (N, H, W) float32 summing to 1 over the frames (see
+    :func:`normalise_weights`); it is consumed (overwritten). ``depth``: pyramid levels
+    counting the full-resolution one (at most :func:`max_levels`). Returns (H, W, 3)
+    float32 display values clipped to [0, 1].
+    """
+    count, height, width = frame_weights.shape
+    display = np.empty((height, width, 3), dtype=np.float32)
     blended: list[np.ndarray | None] = [None] * depth
     # The finest detail of every frame after the first, then the collapsed
     # image, go into this one full-size buffer: fresh 4K arrays cost as much in
     # page faults as the pyramid filters take to fill them.
     spare: np.ndarray | None = None
     for i in range(count):
-        level = _encode_frame(images[i], display)
+        level = display_frame(i, display)
         weight = frame_weights[i]
         for k in range(depth):
             if k < depth - 1:

@@ -5,12 +5,18 @@ The whole architecture in one file (nanoGPT style). Design notes: ``docs/ipl.md`
 Flow (B batch, N frames, H x W pixels, p patch, Ht x Wt = ceil(H/p) x ceil(W/p) tokens, C dim)::
 
     frames (B, N, H, W, 3) linear
-      -> tokenize    per-token statistics of each frame            (B, Ht, Wt, 4N+1)
+      -> tokenize    per-token statistics of each frame            (B, Ht, Wt, 4N)
       -> embed       shared per-frame encoder, fused over frames   (B, Ht, Wt, C+2)
       -> blocks      window attention + cache + global tokens, MLP (B, Ht, Wt, C+2)
-      -> head        per-frame fusion weights (softmax over frames) (B, Ht, Wt, N+1)
-      -> coefs       guided-filter coefficients per frame           (B, Ht, Wt, 2N+1)
-      -> render      full resolution: weights from the guide, blend real pixels, sRGB
+      -> head        per frame: fusion logit, keep gate            (B, Ht, Wt, 2N)  "maps"
+      -> render      full resolution: frames a gate rejects are replaced by the
+                     reference at their exposure, then Mertens weights x exp(logit)
+                     and a Laplacian-pyramid blend of the real pixels (sRGB)
+
+Everything up to the maps is the token network (``maps``; streamed by
+``uhdfuse.runtime.stream`` with flat memory); ``render`` is per-pixel work plus a
+pyramid, done in torch here (differentiable, for training) and with OpenCV at
+inference (``uhdfuse.runtime.render``), the two equal to float rounding.
 
 The four IPL parts, in our design:
 
@@ -26,13 +32,13 @@ The four IPL parts, in our design:
 
 Frames wider than ``cfg.band`` token columns are cut into overlapping column *bands*
 (:meth:`IPL.bands`), each run through the token network on its own (its own caches),
-and their guided-filter coefficients are cross-faded over one window on each side of
+and their maps are cross-faded over one window on each side of
 every seam, far enough inside both bands that their crop edges cannot reach it
 (:meth:`IPL.band_margin`). That is what keeps streaming memory independent of the
 frame width; a frame at most ``cfg.band`` tokens wide is one band and unaffected.
 
 Every stage maps token rows to token rows and needs at most one row of context
-(``halo``), except attention, which needs whole window-rows. ``forward`` runs the
+(``halo``), except attention, which needs whole window-rows. ``maps`` runs the
 stages over the whole frame (training and the reference of the proofs);
 ``uhdfuse.runtime.stream`` runs the same stage methods over row slices.
 
@@ -48,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from uhdfuse.nn.blend import laplacian_blend, mertens_weight, normalise
 from uhdfuse.runtime.cache import KVCache
 
 LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709, linear light
@@ -71,8 +78,7 @@ class IPLConfig:
     cache_keep: int = 48  # kept cache entries per block
     cache_bins: int = 4  # pooled entries per block (brightness bins of the reference)
     cache_decay: float = 1.0 / 64  # importance lost per window-row of age
-    residual: float = 0.25  # bound of the residual exposure gain, EV
-    gf_eps: float = 1e-3  # guided-filter regulariser (guide variance units)
+    max_logit: float = 3.0  # bound of the learned fusion logit (a factor e^3 on a Mertens weight)
     max_windows: int = 64  # windows per attention call (bounds temporary memory)
     band: int = 480  # token columns per band, halos included (4K at patch 8 is one band); not a weight
 
@@ -191,27 +197,23 @@ def make_thumbnail(x: torch.Tensor, size: int) -> torch.Tensor:
 def tokenize(x: torch.Tensor, p: int) -> torch.Tensor:
     """Per-token statistics of the frames.
 
-    x: (B, N, h*p, w*p, 3) linear. Returns (B, h, w, 4N+1) float32: for each frame
+    x: (B, N, h*p, w*p, 3) linear. Returns (B, h, w, 4N) float32: for each frame
     mean linear RGB and mean sqrt-luma (a perceptual brightness whose variance
-    measures texture), then the mean of the guide sqrt(luma(mean of frames)).
+    measures texture).
     """
     B, N, hp, wp, _ = x.shape
     h, w = hp // p, wp // p
     x = x.float()
-    y = luma(x).clamp_min_(0)  # (B, N, hp, wp)
-    s = torch.sqrt(y)
-    g = torch.sqrt(y.mean(1))  # luma of the mean of the frames = mean of their lumas
+    s = torch.sqrt(luma(x).clamp_min_(0))  # (B, N, hp, wp)
     rgb = pool(x, p)  # (B, N, h, w, 3)
     s = pool(s[..., None], p)  # (B, N, h, w, 1)
-    g = pool(g[..., None], p)  # (B, h, w, 1)
-    stats = torch.cat([rgb, s], -1).permute(0, 2, 3, 1, 4).reshape(B, h, w, N * STATS)
-    return torch.cat([stats, g], -1)
+    return torch.cat([rgb, s], -1).permute(0, 2, 3, 1, 4).reshape(B, h, w, N * STATS)
 
 
 def frame_features(tok: torch.Tensor, ev: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Encoder inputs from token statistics.
 
-    tok: (B, h, w, 4N+1); ev: (B, N) EV relative to the reference; ref: (B,) long.
+    tok: (B, h, w, 4N); ev: (B, N) EV relative to the reference; ref: (B,) long.
     Returns features (B, h, w, N, 8) [sRGB mean (3), sqrt-luma, texture, EV/4, is-ref,
     disagreement with the reference] and extra (B, h, w, 2) [cache importance,
     reference sqrt-luma].
@@ -277,24 +279,20 @@ class IPL(nn.Module):
         self.head_frame = nn.Linear(FEATS, cfg.head_hidden)
         self.head_ctx = nn.Linear(C, cfg.head_hidden)
         self.head_out = nn.Linear(cfg.head_hidden, 2)  # fusion logit, keep logit
-        self.res_out = nn.Linear(C, 1)  # residual exposure gain (EV), bounded
-        self.prior = nn.Parameter(torch.ones(()))  # strength of the well-exposedness prior
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Init such that an untrained model already fuses sanely.
 
-        Small head weights make the learned logits ~0, so the weights follow the
-        fixed well-exposedness prior; the keep gate starts open (sigmoid(3)); the
-        residual starts at zero. The output is then a Mertens-like convex blend.
+        Small head weights make the learned logits ~0 and the keep gate starts open
+        (sigmoid(5) ~ 0.993), so the output is then (almost exactly) Mertens fusion.
         """
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02 if m is self.head_out else 0.2)
                 nn.init.zeros_(m.bias)
         with torch.no_grad():
-            self.head_out.bias[1] = 3.0
-            nn.init.zeros_(self.res_out.weight)
+            self.head_out.bias[1] = 5.0
 
     # -- geometry ------------------------------------------------------------------
     def shift(self, block: int) -> tuple[int, int]:
@@ -310,8 +308,8 @@ class IPL(nn.Module):
         """Token columns between a band's crop edge and its seam zone, a multiple of the window.
 
         Covers the token network's column reach (embed conv 1, per block a window and
-        the MLP conv, guided-filter box 1), so a band's crop edge cannot change the
-        coefficients it contributes to a seam; only its caches differ from its neighbour's.
+        the MLP conv) with a column to spare, so a band's crop edge cannot change the
+        maps it contributes to a seam; only its caches differ from its neighbour's.
         """
         w = self.cfg.window
         return -(-(self.cfg.blocks * w + 2) // w) * w
@@ -441,69 +439,59 @@ class IPL(nn.Module):
         return torch.cat([c[..., :C] + blk.fc2(hid), c[..., C:]], -1)
 
     def head(self, z: torch.Tensor, tok: torch.Tensor, ev: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        """Per-token fusion weights: z (B, h, Wt, C+2), tok (B, h, Wt, 4N+1) -> (B, h, Wt, N+1).
+        """Per-token maps: z (B, h, Wt, C+2), tok (B, h, Wt, 4N) -> (B, h, Wt, 2N).
 
-        Channels: N convex weights (softmax over frames, then frames the gate rejects
-        hand their weight to the reference, as SAFNet's merge does), then a residual
-        exposure gain in EV, bounded by ``cfg.residual`` (a local tone correction that
-        keeps colours and detail, since it multiplies real pixels).
+        Channels: N fusion logits (bounded by ``cfg.max_logit``; they multiply each
+        frame's Mertens weight by exp(logit), so only their differences matter), then
+        N keep gates in [0, 1], 1 for the reference: where a frame's gate closes, it is
+        replaced by the reference at its exposure (see :meth:`render`).
         """
         f, _ = frame_features(tok, ev, ref)  # (B, h, W, N, 8)
         N = f.shape[3]
         C = self.cfg.dim
         hid = F.gelu(self.head_frame(f) + self.head_ctx(z[..., :C])[..., None, :])
         o = self.head_out(hid)  # (B, h, W, N, 2)
-        exposedness = -((f[..., 3] - 0.5) ** 2) / (2 * 0.2**2)  # Mertens' Gaussian, on sqrt-luma
-        w = torch.softmax(o[..., 0] + self.prior * exposedness, -1)
-        is_ref = one_hot(ref, N, w.dtype)[:, None, None, :]
+        bound = self.cfg.max_logit
+        logit = bound * torch.tanh(o[..., 0] / bound)
+        is_ref = one_hot(ref, N, o.dtype)[:, None, None, :]
         keep = torch.sigmoid(o[..., 1]) * (1 - is_ref) + is_ref
-        w_kept = w * keep
-        w = w_kept + is_ref * (w - w_kept).sum(-1, keepdim=True)
-        res = self.cfg.residual * torch.tanh(self.res_out(z[..., :C]))
-        return torch.cat([w, res], -1)
+        return torch.cat([logit, keep], -1)
 
-    def coefs(self, wts: torch.Tensor, tok: torch.Tensor) -> torch.Tensor:
-        """Guided-filter coefficients (He et al.) of each frame's weight against the guide.
+    def render(self, maps: torch.Tensor, x: torch.Tensor, ev: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """Full-resolution output from the token maps (differentiable).
 
-        wts (B, h+2, Wt, N+1), tok (B, h+2, Wt, 4N+1): rows [a-1, b+1), edge-replicated
-        at the frame border. Returns (B, h, Wt, 2N+1): a (N), b (N), gain (1), such
-        that weight_i(pixel) = a_i * guide(pixel) + b_i; sum_i a_i = 0 and sum_i b_i = 1.
-        """
-        N = wts.shape[-1] - 1
-        g = tok[..., -1]
-        rgb = tok[..., : N * STATS].reshape(*tok.shape[:-1], N, STATS)[..., :3].mean(-2)
-        g2 = luma(rgb)  # mean of guide^2 over the token, exactly
-        w = wts[..., :N]
-        stack = torch.cat([g[..., None], g2[..., None], w, g[..., None] * w], -1).permute(0, 3, 1, 2)
-        stack = replicate_rows(stack, 1, 1, dim=3)
-        m = F.avg_pool2d(stack, 3, stride=1)  # (B, 2+2N, h, Wt)
-        mg, mg2, mw, mgw = m[:, 0:1], m[:, 1:2], m[:, 2: 2 + N], m[:, 2 + N:]
-        a = (mgw - mg * mw) / ((mg2 - mg * mg).clamp_min(0) + self.cfg.gf_eps)
-        b = mw - a * mg
-        return torch.cat([a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1), wts[:, 1:-1, :, N:]], -1)
+        maps: (B, Ht, Wt, 2N) from :meth:`maps`; x: (B, N, H, W, 3) linear, H <= Ht*p.
+        Returns (B, H, W, 3) display sRGB in [0, 1].
 
-    def render(self, coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Full-resolution output of a tile.
-
-        coef: (B, h+2, w+2, 2N+1) token rows/cols [a-1, b+1) x [c-1, e+1), edge-replicated;
-        x: (B, N, h*p, wpix, 3) the tile's linear pixels, wpix <= w*p.
-        Returns (B, h*p, wpix, 3) display sRGB in [0, 1].
+        1. Lift the maps bilinearly to pixels.
+        2. Deghost by substitution: frame i's display values become
+           lerp(R_i, x_i, keep_i), R_i the reference scaled to frame i's exposure (and
+           clipped like it). Where a gate closes, every pyramid level of that frame
+           shows the reference's content, so no ghost survives the blend, even at
+           coarse levels. (Mixed in display space: the encoded inputs are then
+           constants, which keeps training fast.)
+        3. Mertens weights of those frames x exp(logit), normalised, Laplacian-pyramid
+           blend (:mod:`uhdfuse.nn.blend`). No gradient flows through the Mertens
+           measures themselves: the network steers the blend through logit and keep.
         """
         p = self.cfg.patch
-        N, hp, wpix = x.shape[1], x.shape[2], x.shape[3]
-        cf = coef.float().permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-        up = F.interpolate(cf, scale_factor=p, mode="bilinear", align_corners=False)
-        up = up.permute(0, 2, 3, 1)[:, p: p + hp, p: p + wpix]  # (B, hp, wpix, 2N+1)
-        x = x.float()
-        guide = torch.sqrt(luma(x).clamp_min_(0).mean(1))  # (B, hp, wpix)
-        w = torch.addcmul(up[..., N: 2 * N], up[..., :N], guide[..., None]).clamp_min_(0)  # (B, hp, wpix, N)
-        gain = torch.exp2(up[..., 2 * N:]) / w.sum(-1, keepdim=True).clamp_min_(1e-6)
-        fused = torch.einsum("bhwn,bnhwc->bhwc", w, x).mul_(gain)
-        return srgb_encode(fused.clamp_(0, 1))
+        B, N, H, W, _ = x.shape
+        up = lift(maps.float(), p, H, W)  # (B, H, W, 2N)
+        logit, keep = up[..., :N].permute(0, 3, 1, 2), up[..., N:].permute(0, 3, 1, 2)
+        with torch.no_grad():
+            x = x.float().clamp(0, 1)
+            idx = ref.view(B, 1, 1, 1, 1).expand(B, 1, H, W, 3)
+            scaled = (torch.gather(x, 1, idx) * torch.exp2(ev.float())[:, :, None, None, None]).clamp_(0, 1)
+            shown, stand_in = srgb_encode(x), srgb_encode(scaled)
+        display = torch.lerp(stand_in, shown, keep[..., None])
+        with torch.no_grad():
+            measures = mertens_weight(display)
+        w = normalise(measures * torch.exp(logit))
+        return laplacian_blend(display, w)
 
     # -- whole-frame forward (training, and the reference of the streaming proofs) --
-    def band_coefs(self, tok: torch.Tensor, glob: list, ev: torch.Tensor, ref: torch.Tensor, cache_bits: int) -> torch.Tensor:
-        """The token network over one band: tok (B, Ht, w, 4N+1) -> coefs (B, Ht, w, 2N+1).
+    def band_maps(self, tok: torch.Tensor, glob: list, ev: torch.Tensor, ref: torch.Tensor, cache_bits: int) -> torch.Tensor:
+        """The token network over one band: tok (B, Ht, w, 4N) -> maps (B, Ht, w, 2N).
 
         ``w`` token columns starting on the window grid; the band's own caches;
         ``glob`` from :meth:`global_tokens` of the whole frame.
@@ -515,8 +503,7 @@ class IPL(nn.Module):
             cache = KVCache(cache_bits, cfg.cache_keep, cfg.cache_bins, cfg.cache_decay)
             z = torch.cat([self.attend(i, z[:, a:b], cache, glob[i]) for a, b in self.window_rows(i, Ht)], 1)
             z = self.mlp(i, z, 1, 1)
-        wts = self.head(z, tok, ev, ref)
-        return self.coefs(replicate_rows(wts, 1, 1), replicate_rows(tok, 1, 1))
+        return self.head(z, tok, ev, ref)
 
     def forward(self, x: torch.Tensor, ev: torch.Tensor, ref: torch.Tensor, cache_bits: int = 16) -> torch.Tensor:
         """Fuse whole frames.
@@ -525,13 +512,19 @@ class IPL(nn.Module):
         ref: (B,) long index of the reference frame. Returns (B, H, W, 3) display sRGB.
         Same attention pattern and bands as the streaming executor; differentiable.
         """
+        return self.render(self.maps(x, ev, ref, cache_bits), x, ev, ref)
+
+    def maps(self, x: torch.Tensor, ev: torch.Tensor, ref: torch.Tensor, cache_bits: int = 16) -> torch.Tensor:
+        """The token network over whole frames: (B, N, H, W, 3) -> maps (B, Ht, Wt, 2N).
+
+        The reference computation of the streaming proofs.
+        """
         cfg = self.cfg
-        H, W = x.shape[2], x.shape[3]
         glob = self.global_tokens(make_thumbnail(x, cfg.thumb), ev, ref)
         xp = pad_to_patch(x, cfg.patch)
         tok = tokenize(xp, cfg.patch)
         crops = self.bands(tok.shape[2])
-        parts = [self.band_coefs(tok[:, :, lo:hi], glob, ev, ref, cache_bits) for lo, hi in crops]
+        parts = [self.band_maps(tok[:, :, lo:hi], glob, ev, ref, cache_bits) for lo, hi in crops]
         m, R = self.band_margin(), cfg.window
         pieces = []
         for k, (lo, hi) in enumerate(crops):
@@ -545,9 +538,16 @@ class IPL(nn.Module):
                 start = z0 + 2 * R
             end = crops[k + 1][0] + m if k + 1 < len(crops) else hi
             pieces.append(parts[k][:, :, start - lo: end - lo])
-        coef = torch.cat(pieces, 2) if len(pieces) > 1 else pieces[0]
-        coef = replicate_rows(replicate_rows(coef, 1, 1, dim=1), 1, 1, dim=2)
-        return self.render(coef, xp)[:, :H, :W]
+        return torch.cat(pieces, 2) if len(pieces) > 1 else pieces[0]
+
+
+def lift(maps: torch.Tensor, p: int, height: int, width: int) -> torch.Tensor:
+    """Token maps (B, Ht, Wt, C) -> pixels (B, height, width, C), bilinear (pixel centres).
+
+    The same sampling as OpenCV's ``resize`` with INTER_LINEAR by a factor ``p``.
+    """
+    up = F.interpolate(maps.permute(0, 3, 1, 2), scale_factor=p, mode="bilinear", align_corners=False)
+    return up[:, :, :height, :width].permute(0, 2, 3, 1)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -571,6 +571,7 @@ __all__ = [
     "count_parameters",
     "ipl_base",
     "ipl_test",
+    "lift",
     "make_thumbnail",
     "tokenize",
 ]

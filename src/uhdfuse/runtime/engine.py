@@ -16,7 +16,8 @@ from uhdfuse.nn.ipl import IPL
 from uhdfuse.nn.weights import load_weights
 from uhdfuse.runtime.cache import BITS
 from uhdfuse.runtime.device import PeakMemory, compute_dtype, select_device
-from uhdfuse.runtime.stream import stream_fuse
+from uhdfuse.runtime.render import render_maps
+from uhdfuse.runtime.stream import stream_maps
 
 
 class IPLWarning(UserWarning):
@@ -62,9 +63,13 @@ def fuse_ipl(
     3840 tokens per step, see uhdfuse.runtime.stream.default_chunk).
     cache_bits: 16, 8 or 4. weights: a .safetensors file (None: the shipped default). ``model`` skips loading (benchmarks, tests).
 
+    Two stages: the token network streams over the frame on ``device`` (its peak
+    memory is ``model_peak_bytes``), then the maps are rendered at full resolution on
+    the CPU (:func:`~uhdfuse.runtime.render.render_maps`, a Mertens-style pyramid blend).
+
     Returns (fused (H, W, 3) float32 display-encoded sRGB in [0, 1], stats) with
-    stats keys: device, dtype, slices, cache_bytes, model_peak_bytes,
-    memory_method, seconds, weights, trained.
+    stats keys: device, dtype, slices, cache_bits, cache_bytes, model_peak_bytes,
+    memory_method, seconds (token network), render_seconds, weights, trained.
     """
     images = _check(images, ev, reference, chunk, cache_bits)
     manifest: dict = {}
@@ -74,9 +79,9 @@ def fuse_ipl(
             warnings.warn(f"IPL weights {manifest.get('variant', '?')} are untrained: "
                           "the output follows the model's exposure prior only", IPLWarning, stacklevel=2)
     dev = select_device(device)
-    H, W = images.shape[1:3]
-    out = np.empty((H, W, 3), np.float32)
-    out.fill(0.0)  # touch the pages now so the stage's peak excludes the output array
+    N, H, W = images.shape[:3]
+    p = model.cfg.patch
+    maps = np.zeros((-(-H // p), -(-W // p), 2 * N), np.float32)  # pages touched: the peak excludes it
     step = chunk
     while True:
         dtype = compute_dtype(dev)
@@ -84,8 +89,8 @@ def fuse_ipl(
         t0 = time.perf_counter()
         try:
             with PeakMemory(dev) as peak:
-                out, info = stream_fuse(model, images, ev, reference, chunk=step,
-                                        cache_bits=cache_bits, device=dev, dtype=dtype, out=out)
+                maps, info = stream_maps(model, images, ev, reference, chunk=step,
+                                         cache_bits=cache_bits, device=dev, dtype=dtype, out=maps)
             break
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
@@ -98,6 +103,9 @@ def fuse_ipl(
                               IPLWarning, stacklevel=2)
                 dev, step = torch.device("cpu"), chunk
     seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = render_maps(images, maps, ev, reference, p)
+    render_seconds = time.perf_counter() - t0
     stats = {
         "device": str(dev),
         "dtype": str(dtype).replace("torch.", ""),
@@ -107,6 +115,7 @@ def fuse_ipl(
         "model_peak_bytes": peak.bytes,
         "memory_method": peak.method,
         "seconds": seconds,
+        "render_seconds": render_seconds,
         "weights": manifest.get("variant"),
         "trained": manifest.get("trained"),
     }

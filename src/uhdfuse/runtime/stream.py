@@ -1,21 +1,23 @@
-"""The streaming executor: run an IPL model over a frame of any size, slice by slice.
+"""The streaming executor: run IPL's token network over a frame of any size, slice by slice.
 
 A frame is read ``chunk`` token rows at a time (``chunk * patch`` pixel rows). Each
 stage of the model (see :mod:`uhdfuse.nn.ipl`) keeps a small buffer of the rows it
 has produced; a stage runs as soon as the rows it needs (its own rows plus a
 one-row halo, or a whole window-row for attention) exist upstream, and buffers
-drop rows nobody needs any more. Output rows are written as soon as they are
-final. Every row of every stage is computed exactly once, in order, with the same
-stage methods as :meth:`IPL.forward`, so the result equals the whole-frame
+drop rows nobody needs any more. Rows of the output maps are written as soon as
+they are final. Every row of every stage is computed exactly once, in order, with
+the same stage methods as :meth:`IPL.maps`, so the result equals the whole-frame
 computation with the same attention pattern (proved in ``tests/test_ipl.py``).
 
 Memory: the buffers hold a fixed number of token rows (set by the window size and
-the halos, not by the frame height) and full-resolution work is done in tiles of
-at most ``tile_pixels``, so peak memory depends on the slice size, the frame
-*width* in tokens (small: a few hundred kB per token row at 16K) and the cache
-budget, not on the frame's area. ``docs/ipl.md`` has the numbers.
+the halos, not by the frame height), frames wider than ``cfg.band`` tokens are cut
+into column bands, and pixels are read in tiles of at most ``tile_pixels``, so peak
+memory depends on the slice size and the cache budget, not on the frame's size.
+The output is the (Ht, Wt, 2N) maps, 1/64 of a frame's pixels at patch 8; the
+full-resolution render (:mod:`uhdfuse.runtime.render`) is a separate stage.
+``docs/ipl.md`` has the numbers.
 
-Stateless: everything lives in local variables of :func:`stream_fuse`; errors raise.
+Stateless: everything lives in local variables of :func:`stream_maps`; errors raise.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ import torch
 from uhdfuse.nn.ipl import IPL, make_thumbnail, replicate_rows, tokenize
 from uhdfuse.runtime.cache import KVCache
 from uhdfuse.runtime.device import trim_heap
+from uhdfuse.runtime.render import render_maps
 
-TILE_PIXELS = 1 << 17  # full-resolution work per call (tokenize / render), pixels
+TILE_PIXELS = 1 << 17  # pixels read per tokenize call
 
 
 STEP_TOKENS = 3840  # tokens per step by default: 8 token rows of a 4K frame
@@ -82,13 +85,7 @@ def _with_halo(buf: _Rows, a: int, b: int, total: int) -> tuple[torch.Tensor, in
     return buf.get(lo, hi), lo - (a - 1), (b + 1) - hi
 
 
-def _replicated(buf: _Rows, a: int, b: int, total: int) -> torch.Tensor:
-    """Rows [a-1, b+1) with the frame's edge rows repeated beyond it."""
-    x, top, bottom = _with_halo(buf, a, b, total)
-    return replicate_rows(x, top, bottom)
-
-
-def stream_fuse(
+def stream_maps(
     model: IPL,
     images: np.ndarray,
     ev: Sequence[float],
@@ -101,45 +98,42 @@ def stream_fuse(
     out: np.ndarray | None = None,
     tile_pixels: int = TILE_PIXELS,
 ) -> tuple[np.ndarray, dict]:
-    """Fuse aligned frames with ``model``, streaming band by band, row slice by row slice.
+    """IPL's token network over aligned frames, streaming band by band, row slice by row slice.
 
     images: (N, H, W, 3) float32 linear; ev: N relative EVs; reference: index.
     chunk: token rows read per step (default: :func:`default_chunk` of the band width).
-    dtype: compute dtype of the token network (full-resolution arithmetic stays float32).
-    out: optional (H, W, 3) float32 array to write into.
-    Returns (display sRGB (H, W, 3) float32, info) with info keys "slices" (steps, all
+    dtype: compute dtype of the token network.
+    out: optional (Ht, Wt, 2N) float32 array to write the maps into.
+    Returns (maps (Ht, Wt, 2N) float32, info) with info keys "slices" (steps, all
     bands), "bands", "cache_bytes" (largest total size of one band's attention caches)
-    and "buffer_bytes" (largest total size of the row buffers and the seam store).
+    and "buffer_bytes" (largest total size of the row buffers).
     """
     cfg = model.cfg
     p = cfg.patch
     device = torch.device(device)
-    H, W = images.shape[1:3]
+    N, H, W = images.shape[:3]
     Ht, Wt = -(-H // p), -(-W // p)
     crops = model.bands(Wt)
     chunk = default_chunk(cfg.window, max(hi - lo for lo, hi in crops)) if chunk is None else int(chunk)
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1 token row, got {chunk}")
     if out is None:
-        out = np.empty((H, W, 3), np.float32)
+        out = np.empty((Ht, Wt, 2 * N), np.float32)
+    maps = torch.from_numpy(out)
     src = torch.from_numpy(images)
     ev_t = torch.tensor([list(ev)], dtype=torch.float32, device=device)
     ref_t = torch.tensor([reference], dtype=torch.long, device=device)
     use_amp = dtype != torch.float32
     amp = torch.autocast(device.type, dtype=dtype) if use_amp else contextlib.nullcontext()
     m, R = model.band_margin(), cfg.window
-    seam = 2 * R + 2  # columns of a band's coefficients kept for the next band: 2 left of the zone + the zone
 
-    def pixels(r0: int, r1: int, c0: int, c1: int, pad: bool) -> torch.Tensor:
-        """Token rows/cols [r0, r1) x [c0, c1) of the frames: (1, N, h*p, w*p, 3); edge-padded if ``pad``."""
+    def pixels(r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+        """Token rows/cols [r0, r1) x [c0, c1) of the frames: (1, N, h*p, w*p, 3), edges replicated."""
         a, b = r0 * p, min(r1 * p, H)
         c, e = c0 * p, min(c1 * p, W)
-        x = src[:, a:b, c:e]
-        x = x.to(device, non_blocking=True)[None]
-        if pad:
-            x = replicate_rows(x, 0, (r1 - r0) * p - (b - a), dim=2)
-            x = replicate_rows(x, 0, (c1 - c0) * p - (e - c), dim=3)
-        return x
+        x = src[:, a:b, c:e].to(device, non_blocking=True)[None]
+        x = replicate_rows(x, 0, (r1 - r0) * p - (b - a), dim=2)
+        return replicate_rows(x, 0, (c1 - c0) * p - (e - c), dim=3)
 
     def col_tiles(rows: int, c0: int, c1: int) -> list[tuple[int, int]]:
         step = max(1, tile_pixels // max(1, rows * p * p))
@@ -150,25 +144,24 @@ def stream_fuse(
         thumb = make_thumbnail(src[None], cfg.thumb).to(device)
         with amp:
             glob = model.global_tokens(thumb, ev_t, ref_t)
-        ramp = model.seam_ramp(device, torch.float32)
-        prev_store: torch.Tensor | None = None  # band k-1's coefficients around seam k, all rows
+        ramp = model.seam_ramp(device, torch.float32).cpu()
         for k, (lo, hi) in enumerate(crops):
-            nxt = crops[k + 1][0] + m if k + 1 < len(crops) else None  # next seam zone start
-            store = None if nxt is None else torch.empty(1, Ht, seam, 2 * images.shape[0] + 1, device=device)
-            ra = 0 if k == 0 else lo + m - 1  # token columns this band renders: [ra, rb)
-            rb = Wt if nxt is None else nxt - 1
+            # this band's final columns [ra, rb): from its own seam zone (cross-faded with
+            # band k-1's, already written) to the end of the next band's seam zone
+            ra = 0 if k == 0 else lo + m
+            rb = Wt if k + 1 == len(crops) else crops[k + 1][0] + m + 2 * R
             caches = [KVCache(cache_bits, cfg.cache_keep, cfg.cache_bins, cfg.cache_decay) for _ in range(cfg.blocks)]
             wrows = [model.window_rows(i, Ht) for i in range(cfg.blocks)]
-            tok, z0, wts, coef = _Rows(), _Rows(), _Rows(), _Rows()
+            tok, z0 = _Rows(), _Rows()
             att = [_Rows() for _ in range(cfg.blocks)]
             mlp = [_Rows() for _ in range(cfg.blocks)]
-            nxt_embed, nxt_head, nxt_coef, nxt_out = 0, 0, 0, 0
+            nxt_embed, nxt_head = 0, 0
             nxt_wr = [0] * cfg.blocks
             nxt_mlp = [0] * cfg.blocks
             for r0 in range(0, Ht, chunk):
                 r1 = min(Ht, r0 + chunk)
                 slices += 1
-                tok.push(torch.cat([tokenize(pixels(r0, r1, c0, c1, True), p)
+                tok.push(torch.cat([tokenize(pixels(r0, r1, c0, c1), p)
                                     for c0, c1 in col_tiles(r1 - r0, lo, hi)], 2))
                 with amp:
                     e = _ready(tok.end, Ht, 1)
@@ -192,46 +185,45 @@ def stream_fuse(
                         upstream = mlp[i]
                     hd = min(upstream.end, tok.end)
                     if hd > nxt_head:
-                        wts.push(model.head(upstream.get(nxt_head, hd), tok.get(nxt_head, hd), ev_t, ref_t).float())
+                        new = model.head(upstream.get(nxt_head, hd), tok.get(nxt_head, hd), ev_t, ref_t)
+                        new = new.float().cpu()  # (1, rows, hi - lo, 2N)
+                        rows = maps[nxt_head:hd]
+                        start = ra
+                        if k:  # cross-fade the seam zone with band k-1
+                            zone = rows[:, ra: ra + 2 * R]
+                            zone.copy_(torch.lerp(zone, new[0, :, m: m + 2 * R], ramp))
+                            start = ra + 2 * R
+                        rows[:, start:rb] = new[0, :, start - lo: rb - lo]
                         nxt_head = hd
                     upstream.trim(nxt_head)
-                c = _ready(wts.end, Ht, 1)
-                if c > nxt_coef:
-                    new = model.coefs(_replicated(wts, nxt_coef, c, Ht), _replicated(tok, nxt_coef, c, Ht))
-                    if store is not None:
-                        store[:, nxt_coef:c] = new[:, :, nxt - 2 - lo: nxt - 2 - lo + seam]
-                    coef.push(new)
-                    nxt_coef = c
-                wts.trim(nxt_coef - 1)
-                tok.trim(min(nxt_embed - 1, nxt_head, nxt_coef - 1))
-                o = _ready(coef.end, Ht, 1)
-                if o > nxt_out:
-                    rows = _replicated(coef, nxt_out, o, Ht)  # (1, h+2, width, 2N+1), raw coefficients
-                    # final coefficients of token columns [ra-1, rb+1), clipped to the frame
-                    if k == 0:
-                        fin = rows[:, :, : min(rb + 1, Wt)]
-                    else:
-                        prev = replicate_rows(prev_store[:, max(nxt_out - 1, 0): min(o + 1, Ht)],
-                                              int(nxt_out == 0), int(o == Ht))
-                        fin = torch.cat([prev[:, :, :2], torch.lerp(prev[:, :, 2:], rows[:, :, m: m + 2 * R], ramp),
-                                         rows[:, :, m + 2 * R: min(rb + 1, Wt) - lo]], 2)
-                    fin = replicate_rows(fin, int(ra == 0), int(rb == Wt), dim=2)  # frame edges
-                    for c0, c1 in col_tiles(o - nxt_out, ra, rb):
-                        y = model.render(fin[:, :, c0 - ra: c1 - ra + 2], pixels(nxt_out, o, c0, c1, False))
-                        out[nxt_out * p: min(o * p, H), c0 * p: min(c1 * p, W)] = y[0].cpu().numpy()
-                    nxt_out = o
-                coef.trim(nxt_out - 1)
-                held = sum(b.nbytes for b in (tok, z0, wts, coef, *att, *mlp))
-                held += sum(t.nelement() * t.element_size() for t in (store, prev_store) if t is not None)
+                tok.trim(min(nxt_embed - 1, nxt_head))
+                held = sum(b.nbytes for b in (tok, z0, *att, *mlp))
                 buffer_peak = max(buffer_peak, held)
-            if nxt_out != Ht:  # a scheduling bug, never a user error
-                raise RuntimeError(f"streaming stopped at token row {nxt_out} of {Ht} (band {k})")
+            if nxt_head != Ht:  # a scheduling bug, never a user error
+                raise RuntimeError(f"streaming stopped at token row {nxt_head} of {Ht} (band {k})")
             cache_peak = max(cache_peak, int(sum(c.peak_bytes for c in caches)))
-            prev_store = store
-            del caches, tok, z0, wts, coef, att, mlp
+            del caches, tok, z0, att, mlp
             if device.type == "cpu" and k + 1 < len(crops):
                 # hand the band's freed heap back before the next one; per step it would
                 # cost ~10x in time here (page faults are expensive), see docs/ipl.md
                 trim_heap()
     info = {"slices": slices, "bands": len(crops), "cache_bytes": cache_peak, "buffer_bytes": buffer_peak}
     return out, info
+
+
+def stream_fuse(
+    model: IPL,
+    images: np.ndarray,
+    ev: Sequence[float],
+    reference: int,
+    **options,
+) -> tuple[np.ndarray, dict]:
+    """:func:`stream_maps` then :func:`~uhdfuse.runtime.render.render_maps`: (H, W, 3) display sRGB, info.
+
+    ``options`` are those of :func:`stream_maps` (except ``out``).
+    """
+    maps, info = stream_maps(model, images, ev, reference, **options)
+    return render_maps(images, maps, ev, reference, model.cfg.patch), info
+
+
+__all__ = ["default_chunk", "stream_fuse", "stream_maps"]
