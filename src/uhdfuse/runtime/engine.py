@@ -77,11 +77,12 @@ def fuse_ipl(
         model, manifest = load_weights(weights)
         if not manifest.get("trained", False):
             warnings.warn(f"IPL weights {manifest.get('variant', '?')} are untrained: "
-                          "the output follows the model's exposure prior only", IPLWarning, stacklevel=2)
+                          "its output is not a trained fusion", IPLWarning, stacklevel=2)
     dev = select_device(device)
     N, H, W = images.shape[:3]
     p = model.cfg.patch
-    maps = np.zeros((-(-H // p), -(-W // p), 2 * N), np.float32)  # pages touched: the peak excludes it
+    maps = np.empty((-(-H // p), -(-W // p), 2 * N), np.float32)
+    maps.fill(0.0)  # touch the pages now (np.zeros would not), so the stage's peak excludes the output
     step = chunk
     while True:
         dtype = compute_dtype(dev)

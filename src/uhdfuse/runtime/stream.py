@@ -45,33 +45,67 @@ def default_chunk(window: int, width_tokens: int) -> int:
 
 
 class _Rows:
-    """Rows [start, end) of one stage's output, (B, rows, W, C) with rows on dim 1."""
+    """Rows [start, end) of one stage's output, (B, rows, W, C) with rows on dim 1.
+
+    The rows live in one tensor that is reused for the whole band: dropped rows
+    only move an offset, the live rows are moved to the front when a push would
+    not fit, and the tensor grows (doubling) only when the live rows outgrow it.
+    A fresh tensor per step (``torch.cat``) hands the allocator a different size
+    every step, its free lists fragment, and the heap's high-water mark creeps up
+    with the number of steps (docs/ipl.md, "Memory model").
+    """
 
     def __init__(self) -> None:
-        self.t: torch.Tensor | None = None
-        self.start = 0
+        self.buf: torch.Tensor | None = None
+        self.start = 0  # frame row of the first live row
+        self.offset = 0  # its index in buf
+        self.rows = 0  # live rows
 
     @property
     def end(self) -> int:
-        return self.start + (0 if self.t is None else self.t.shape[1])
+        return self.start + self.rows
 
     def push(self, x: torch.Tensor) -> None:
-        self.t = x if self.t is None else torch.cat([self.t, x], 1)
+        n = x.shape[1]
+        if self.buf is None:
+            shape = list(x.shape)
+            shape[1] = 3 * n
+            self.buf = x.new_empty(shape)
+        if self.offset + self.rows + n > self.buf.shape[1]:
+            self._make_room(n)
+        self.buf[:, self.offset + self.rows: self.offset + self.rows + n].copy_(x)
+        self.rows += n
+
+    def _make_room(self, n: int) -> None:
+        assert self.buf is not None
+        live = self.buf[:, self.offset: self.offset + self.rows]
+        if self.rows + n > self.buf.shape[1]:
+            shape = list(self.buf.shape)
+            shape[1] = 2 * (self.rows + n)
+            grown = self.buf.new_empty(shape)
+            grown[:, : self.rows].copy_(live)
+            self.buf = grown
+        elif self.rows:
+            # source and destination overlap when the live rows are more than the gap
+            self.buf[:, : self.rows].copy_(live if self.offset >= self.rows else live.clone())
+        self.offset = 0
 
     def get(self, a: int, b: int) -> torch.Tensor:
-        assert self.t is not None and self.start <= a <= b <= self.end, (a, b, self.start, self.end)
-        return self.t[:, a - self.start: b - self.start]
+        """A view of rows [a, b): valid until the next push."""
+        assert self.buf is not None and self.start <= a <= b <= self.end, (a, b, self.start, self.end)
+        return self.buf[:, self.offset + a - self.start: self.offset + b - self.start]
 
     @property
     def nbytes(self) -> int:
-        return 0 if self.t is None else self.t.nelement() * self.t.element_size()
+        return 0 if self.buf is None else self.buf.nelement() * self.buf.element_size()
 
     def trim(self, row: int) -> None:
-        """Forget rows before ``row`` (the next push copies only what is left)."""
-        if self.t is not None and row > self.start:
-            n = min(row, self.end) - self.start
-            self.t = self.t[:, n:]
-            self.start += n
+        """Forget rows before ``row``."""
+        if self.buf is not None and row > self.start:
+            k = min(row, self.end) - self.start
+            self.offset += k
+            self.start += k
+            self.rows -= k
 
 
 def _ready(end: int, total: int, halo: int) -> int:
@@ -127,11 +161,19 @@ def stream_maps(
     amp = torch.autocast(device.type, dtype=dtype) if use_amp else contextlib.nullcontext()
     m, R = model.band_margin(), cfg.window
 
+    tile: list[torch.Tensor] = []  # CPU: one reused buffer for the pixel tiles (see _Rows on why reuse)
+
     def pixels(r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
         """Token rows/cols [r0, r1) x [c0, c1) of the frames: (1, N, h*p, w*p, 3), edges replicated."""
         a, b = r0 * p, min(r1 * p, H)
         c, e = c0 * p, min(c1 * p, W)
-        x = src[:, a:b, c:e].to(device, non_blocking=True)[None]
+        view = src[:, a:b, c:e]
+        if device.type == "cpu":  # a contiguous copy, so tokenize's reshapes are views
+            if not tile or tile[0].numel() < view.numel():
+                tile[:] = [torch.empty(view.numel(), dtype=view.dtype)]
+            x = tile[0][: view.numel()].view(view.shape).copy_(view)[None]
+        else:
+            x = view.to(device, non_blocking=True)[None]
         x = replicate_rows(x, 0, (r1 - r0) * p - (b - a), dim=2)
         return replicate_rows(x, 0, (c1 - c0) * p - (e - c), dim=3)
 
