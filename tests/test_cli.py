@@ -62,6 +62,22 @@ def test_merge_jpeg_folder_to_16bit_tiff_keeps_metadata(example_bracket, tmp_pat
     assert tree_hashes(folder) == before
 
 
+def test_merge_with_the_ipl_engine_reports_its_stages(example_bracket, tmp_path: Path) -> None:
+    """The shipped trained weights end to end: output, provenance, model-stage report."""
+    out = tmp_path / "ipl.tif"
+    result = _run("merge", *example_bracket["jpeg"], "-o", out, "--engine", "ipl", "--device", "cpu",
+                  "--cache-bits", "4", "--chunk", "3", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["engine"] == "ipl"
+    assert set(report["timings"]) == {"read", "align", "fuse", "fuse_model", "fuse_render", "write"}
+    assert report["timings"]["fuse_model"] + report["timings"]["fuse_render"] <= report["timings"]["fuse"]
+    assert report["model_peak_bytes"] > 0
+    pixels = tifffile.imread(out)
+    assert pixels.dtype == np.uint16 and pixels.shape == (240, 360, 3)
+    assert read_provenance(out)[0] == "ipl"
+
+
 def test_merge_16bit_tiff_to_16bit_png_and_dng_to_tiff(example_bracket, tmp_path: Path) -> None:
     png = tmp_path / "fused.png"
     assert _run("merge", *example_bracket["tiff"], "-o", png).exit_code == 0

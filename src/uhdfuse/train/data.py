@@ -102,6 +102,7 @@ class Recipe:
     full_well: tuple[float, float] = (3000.0, 60000.0)  # electrons at clipping (log-uniform)
     read_noise: tuple[float, float] = (1.0, 10.0)  # electrons
     real_share: float = 0.6  # share of samples from the shared HDR maps (0 when they are absent)
+    ev_error: float = 0.0  # EVs given to the model are off by up to this (uniform, per non-reference frame)
     procedural_scenes: int = 24  # training seeds rendered per run
 
     def to_dict(self) -> dict:
@@ -459,8 +460,13 @@ def render_sample(radiance: np.ndarray, rng: np.random.Generator, recipe: Recipe
     info = {"moving": moving, "shaken": shaken, "aligned_by": how, "motion_blur": blurred,
             "encoding": encoding["kind"] if encoding["kind"] == "raw" else ("jpeg" if encoding["jpeg"] else "8bit"),
             "bits": encoding.get("bits", 8), "full_well": full_well, "key": key}
+    given = np.asarray(evs, np.float32)
+    if recipe.ev_error > 0:
+        # nominal EXIF or pixel-estimated EVs are never exact; kept below half a step so they stay ascending
+        err = min(recipe.ev_error, step / 2 - 0.01)
+        given = given + np.where(np.arange(n) == ref, 0.0, rng.uniform(-err, err, n)).astype(np.float32)
     return Sample(
-        frames=frames_a, static=static_a, ev=np.asarray(evs, np.float32), reference=ref,
+        frames=frames_a, static=static_a, ev=given, reference=ref,
         target=fuse_mertens(static_a), moving=moving_mask.astype(np.float32), info=info,
     )
 

@@ -36,7 +36,7 @@ from uhdfuse.train.data import (
     make_sample,
     training_library,
 )
-from uhdfuse.train.loss import LossConfig, fusion_loss, psnr
+from uhdfuse.train.loss import LossConfig, closed_share, fusion_loss, psnr
 
 log = logging.getLogger("uhdfuse.train")
 REPO = Path(__file__).resolve().parents[3]
@@ -54,7 +54,7 @@ class TrainConfig:
     lr: float = 2e-3
     min_lr: float = 1e-4  # end of the cosine
     warmup: int = 100  # linear warm-up steps
-    weight_decay: float = 0.01  # on matrices only, not on norms, biases or the prior
+    weight_decay: float = 0.01  # on matrices only, not on norms or biases
     grad_clip: float = 1.0
     pool: int = 256  # samples kept in memory
     refresh_every: int = 8  # steps between pool refreshes
@@ -302,8 +302,13 @@ def train(cfg: TrainConfig, *, run_dir: Path | None = None, resume: bool = False
         lr = lr_at(cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
-        pred = model(x, ev, ref)
+        maps = model.maps(x, ev, ref)
+        pred = model.render(maps, x, ev, ref)
         loss, parts = fusion_loss(pred.float(), target, cfg.loss)
+        if cfg.loss.gate:
+            closed = closed_share(maps.float())
+            loss = loss + cfg.loss.gate * closed
+            parts["closed"] = float(closed.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))

@@ -21,6 +21,7 @@ class LossConfig:
     l1: float = 1.0
     ssim: float = 0.5
     grad: float = 0.0
+    gate: float = 0.0  # prior for open gates: weight of the mean closed share of the non-reference frames
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +80,19 @@ def fusion_loss(pred: torch.Tensor, target: torch.Tensor, cfg: LossConfig) -> tu
         total = total + cfg.grad * g
         parts["grad"] = float(g.detach())
     return total, parts
+
+
+def closed_share(maps: torch.Tensor) -> torch.Tensor:
+    """Mean share of the non-reference frames the keep gates reject.
+
+    maps: (B, Ht, Wt, 2N) from :meth:`uhdfuse.nn.ipl.IPL.maps` (the reference's gate is 1).
+    Without a cost, closing a gate is almost free wherever the substitute is close to
+    the frame (static synthetic brackets with an sRGB-like response), and the model
+    learns to close gates by default; real cameras' tone curves then make the
+    substitute differ, and static photographs lose detail.
+    """
+    n = maps.shape[-1] // 2
+    return (1 - maps[..., n:]).sum(-1).mean() / max(n - 1, 1)
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
