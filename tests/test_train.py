@@ -159,3 +159,26 @@ def test_resume_continues_exactly(smoke_run: tuple[dict, Path]) -> None:
         resumed = train(cfg, run_dir=folder / "split", resume=True)
     assert resumed["step"] == cfg.steps
     assert resumed["sha256"] == summary["sha256"]  # bit-identical weights
+
+
+def test_ev_error_moves_only_the_evs_given_to_the_model(procedural: SceneLibrary) -> None:
+    """Inexact EVs (as EXIF or pixel estimates give): same pixels and target, EVs off by less than half a step."""
+    for k in range(4):
+        exact = make_sample(procedural, CLEAN, [2, k])
+        off = make_sample(procedural, replace(CLEAN, ev_error=0.3), [2, k])
+        assert np.array_equal(exact.frames, off.frames) and np.array_equal(exact.target, off.target)
+        err = off.ev - exact.ev
+        assert err[off.reference] == 0 and np.abs(err).max() <= 0.3 and np.abs(err).max() > 0
+        assert np.all(np.diff(off.ev) > 0)
+
+
+def test_closed_share_counts_rejected_non_reference_frames() -> None:
+    import torch
+
+    from uhdfuse.train.loss import closed_share
+
+    maps = torch.zeros(1, 2, 2, 6)  # 3 frames: logits 0, gates below
+    maps[..., 3] = 0.5  # frame 0 half rejected
+    maps[..., 4] = 1.0  # the reference
+    maps[..., 5] = 0.0  # frame 2 fully rejected
+    assert float(closed_share(maps)) == pytest.approx(0.75)
