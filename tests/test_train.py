@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from uhdfuse.errors import ModelError, UsageError
 from uhdfuse.nn.weights import load_weights
@@ -173,8 +174,6 @@ def test_ev_error_moves_only_the_evs_given_to_the_model(procedural: SceneLibrary
 
 
 def test_closed_share_counts_rejected_non_reference_frames() -> None:
-    import torch
-
     from uhdfuse.train.loss import closed_share
 
     maps = torch.zeros(1, 2, 2, 6)  # 3 frames: logits 0, gates below
@@ -182,3 +181,22 @@ def test_closed_share_counts_rejected_non_reference_frames() -> None:
     maps[..., 4] = 1.0  # the reference
     maps[..., 5] = 0.0  # frame 2 fully rejected
     assert float(closed_share(maps)) == pytest.approx(0.75)
+
+
+def test_training_can_start_from_shipped_weights(smoke_run: tuple[dict, Path]) -> None:
+    """``init``: a fine-tune starts from a weights file (hash-checked) and records it."""
+    summary, folder = smoke_run
+    start = Path(summary["weights"])
+    cfg = replace(load_config(SMOKE), init=str(start), lr=0.0, min_lr=0.0, weight_decay=0.0, steps=2,
+                  log_every=1, val_samples=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        tuned = train(cfg, run_dir=folder / "tuned")
+    model, manifest = load_weights(Path(tuned["weights"]))
+    assert manifest["training"]["init"] == {"weights": str(start), "sha256": summary["sha256"]}
+    original, _ = load_weights(start)
+    for (k, a), (_, b) in zip(original.state_dict().items(), model.state_dict().items()):
+        assert torch.equal(a, b), k  # learning rate 0: exactly the starting weights
+    other = replace(cfg, variant="ipl_base")
+    with pytest.raises(UsageError, match="architecture"):
+        train(other, run_dir=folder / "other")

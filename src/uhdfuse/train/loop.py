@@ -27,7 +27,7 @@ import torch
 
 from uhdfuse.errors import UsageError
 from uhdfuse.nn.ipl import IPL, VARIANTS, build
-from uhdfuse.nn.weights import save_weights
+from uhdfuse.nn.weights import load_weights, save_weights
 from uhdfuse.train.data import (
     DEFAULT_DATA_DIR,
     Recipe,
@@ -68,6 +68,7 @@ class TrainConfig:
     threads: int = 1  # torch CPU threads (on a shared 2-core machine 1 beats 2, see docs/training.md)
     max_minutes: float | None = None  # safety stop: finish (weights included) once training time exceeds this
     run_dir: str = "runs/ipl-base"  # relative to the current directory
+    init: str | None = None  # start from these weights (.safetensors, relative to the current directory), not a seeded init
     data: Recipe = field(default_factory=Recipe)
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -253,7 +254,16 @@ def train(cfg: TrainConfig, *, run_dir: Path | None = None, resume: bool = False
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)  # nothing draws from it; set against accidental use
 
-    model = build(VARIANTS[cfg.variant](), seed=cfg.seed).to(device)
+    model = build(VARIANTS[cfg.variant](), seed=cfg.seed)
+    init_sha = None
+    if cfg.init:
+        start_from, manifest = load_weights(Path(cfg.init))  # sha256 checked
+        if start_from.cfg != model.cfg:
+            raise UsageError(f"{cfg.init}: weights of another architecture config than variant {cfg.variant}")
+        model.load_state_dict(start_from.state_dict())  # a resumed run then loads its checkpoint over it
+        init_sha = manifest["sha256"]
+        log.info("starting from %s (sha256 %s)", cfg.init, manifest["sha256"][:12])
+    model = model.to(device)
     opt = _optimizer(model, cfg)
     step, elapsed = 0, 0.0
     if resume:
@@ -357,6 +367,7 @@ def train(cfg: TrainConfig, *, run_dir: Path | None = None, resume: bool = False
                                  for p in library.files] + [f"procedural seeds {list(library.procedural_seeds)}"],
                 "device": str(device), "elapsed_s": round(elapsed, 1), "final_loss": last.get("loss"),
                 "validation": val_figures, "commit": project_commit(), "config": cfg.to_dict(),
+                "init": {"weights": cfg.init, "sha256": init_sha} if cfg.init else None,
             },
             metrics={"status": "pending", "note": "filled in by the evaluation step (benchmarks/quality.py)"},
         )
