@@ -43,7 +43,8 @@ def test_merge_jpeg_folder_to_16bit_tiff_keeps_metadata(example_bracket, tmp_pat
     assert report["ev"] == [-2.0, 0.0, 2.0] and report["ev_source"] == "exif"
     # Files are numbered in capture order 0/-2/+2; the reference is the middle exposure.
     assert Path(report["reference_file"]).name == example_bracket["jpeg"][0].name
-    assert set(report["timings"]) == {"read", "align", "fuse", "write"}
+    assert set(report["timings"]) == {"read", "align", "fuse", "fuse_model", "fuse_render", "write"}
+    assert report["model_peak_bytes"] > 0  # the default engine is IPL
 
     pixels = tifffile.imread(out)
     assert pixels.dtype == np.uint16 and pixels.shape == (240, 360, 3)
@@ -57,7 +58,7 @@ def test_merge_jpeg_folder_to_16bit_tiff_keeps_metadata(example_bracket, tmp_pat
     assert str(tags["Image Orientation"]).startswith("Horizontal")
     assert "GPS GPSLatitude" in tags and "EXIF DateTimeOriginal" in tags
     engine, sources = read_provenance(out)
-    assert engine == "mertens"
+    assert engine == "ipl"
     assert [round(ev, 2) for _, ev in sources] == [-2.0, 0.0, 2.0]
     assert tree_hashes(folder) == before
 
@@ -216,7 +217,7 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
 def test_python_api(example_bracket, tmp_path: Path) -> None:
     result = uhdfuse.merge([example_bracket["jpeg"][0].parent], tmp_path / "api.tif")
     assert isinstance(result, uhdfuse.FuseResult)
-    assert result.output.exists() and result.engine == "mertens" and result.reference == 1
+    assert result.output.exists() and result.engine == "ipl" and result.reference == 1
 
 
 def test_calibrated_response_and_reference_override(example_bracket, tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def _start(*args: object) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _wait_for(condition, proc: subprocess.Popen, timeout: float = 15.0) -> None:  # noqa: ANN001
+def _wait_for(condition, proc: subprocess.Popen, timeout: float = 60.0) -> None:  # noqa: ANN001
     end = time.monotonic() + timeout
     while not condition():
         if proc.poll() is not None:
@@ -128,7 +128,7 @@ def test_signal_during_batch_keeps_finished_outputs_and_resumes_identically(
     before = tree_hashes(shoot)
     out = tmp_path / "out"
     proc = _start("batch", shoot, "-o", out, *BATCH_ARGS)
-    _wait_for(lambda: out.exists() and any(out.glob("*.tif")), proc, timeout=30)  # the first bracket is done
+    _wait_for(lambda: out.exists() and any(out.glob("*.tif")), proc, timeout=60)  # the first bracket is done
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == CODES[sig], stderr

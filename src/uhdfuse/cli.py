@@ -126,7 +126,7 @@ def _warn_to_stderr() -> None:
 def merge(
     inputs: list[Path] = typer.Argument(..., help="A folder holding one bracket, or the bracket's files."),
     output: Path = typer.Option(..., "--output", "-o", help="Output file: .tif (default 16-bit) or .png."),
-    engine: str = typer.Option("mertens", "--engine", "-e", help=f"Fusion engine: {' | '.join(ENGINES)}."),
+    engine: str = typer.Option("ipl", "--engine", "-e", help=f"Fusion engine: {' | '.join(ENGINES)}."),
     align: str = typer.Option("auto", "--align", help=f"Motion model: {' | '.join(ALIGN_MODELS)}."),
     crop: bool = typer.Option(True, "--crop/--no-crop", help="Crop to the area every aligned frame covers."),
     reference: Optional[str] = typer.Option(
@@ -338,7 +338,7 @@ def batch(
         "{date}_{first}_{n}", "--name", help="Output name: {date} {time} {first} {last} {n} {index} {camera}."
     ),
     fmt: str = typer.Option("tif", "--format", help="Output format: tif | png."),
-    engine: str = typer.Option("mertens", "--engine", "-e", help=f"Fusion engine: {' | '.join(ENGINES)}."),
+    engine: str = typer.Option("ipl", "--engine", "-e", help=f"Fusion engine: {' | '.join(ENGINES)}."),
     align: str = typer.Option("auto", "--align", help=f"Motion model: {' | '.join(ALIGN_MODELS)}."),
     hdr: bool = typer.Option(False, "--hdr", help="Write linear radiance maps (32-bit float TIFF)."),
     bit_depth: int = typer.Option(16, "--bit-depth", "-b", help="8 or 16 bits per channel."),

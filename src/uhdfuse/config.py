@@ -40,7 +40,7 @@ class AlignConfig:
 class MergeConfig:
     """Everything :func:`uhdfuse.merge` needs besides the inputs and the output path."""
 
-    engine: Engine = "mertens"
+    engine: Engine = "ipl"
     hdr: bool = False  # write a linear 32-bit float radiance map instead of a fused image
     bit_depth: int = 16  # 8 or 16 for fused output (PNG/TIFF), 32 for --hdr TIFF
     reference: int | str | None = None  # index into the exposure-sorted frames, or a file name; None = best middle
