@@ -24,15 +24,15 @@ from ..errors import InconsistentBracket, UsageError
 
 # Added to every frame's weight before normalising (as OpenCV does): where all
 # weights are zero this turns the blend into a plain average instead of 0/0.
-_EPSILON = 1e-12
+EPSILON = 1e-12
 # Floors of the contrast and saturation measures. Without them a flat region
 # (contrast 0 in every frame: a clipped sky is exactly flat) or a grey scene
 # (saturation 0) gets all-zero weights, and the fusion falls back to averaging
 # the clipped frame with the good one. With them, well-exposedness still
 # decides there. They are well below what texture or 8-bit noise produces
 # (a Laplacian of ~1/255), so on ordinary photographs they change little.
-_CONTRAST_FLOOR = 1e-3
-_SATURATION_FLOOR = 1e-3
+CONTRAST_FLOOR = 1e-3
+SATURATION_FLOOR = 1e-3
 # Per-pixel numpy work on full frames runs in blocks of this many rows, spread
 # over a few threads (numpy releases the GIL): a block's temporaries stay in
 # cache across the several passes, and both cores of a small machine work.
@@ -108,7 +108,7 @@ def normalise_weights(frame_weights: np.ndarray) -> None:
 
     def block(rows: slice) -> None:
         weights = frame_weights[:, rows]
-        weights += np.float32(_EPSILON)
+        weights += np.float32(EPSILON)
         weights /= weights.sum(axis=0, dtype=np.float32)
 
     in_row_blocks(block, frame_weights.shape[1], frame_weights.shape[0] * frame_weights.shape[2])
@@ -156,7 +156,7 @@ def mertens_weights(
         if weights.contrast != 0:
             # The product of the measures starts with the contrast (1 x contrast).
             contrast = np.abs(result[rows], out=result[rows])
-            contrast += np.float32(_CONTRAST_FLOOR)
+            contrast += np.float32(CONTRAST_FLOOR)
             if weights.contrast != 1:
                 np.power(contrast, np.float32(weights.contrast), out=contrast)
         _multiply_colour_measures(encoded[rows], weights, result[rows])
@@ -182,7 +182,7 @@ def _multiply_colour_measures(encoded: np.ndarray, weights: MertensWeights, resu
         variance += np.square(np.subtract(b, mean, out=scratch), out=scratch)
         variance /= np.float32(3.0)
         saturation = np.sqrt(variance, out=variance)
-        saturation += np.float32(_SATURATION_FLOOR)
+        saturation += np.float32(SATURATION_FLOOR)
         if weights.saturation != 1:
             np.power(saturation, np.float32(weights.saturation), out=saturation)
         result *= saturation

@@ -11,23 +11,20 @@ Layout: frames (B, N, H, W, 3) display values in [0, 1]; weights (B, N, H, W).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-# The floors and the Gaussian of uhdfuse.classical.mertens with its default MertensWeights.
-CONTRAST_FLOOR = 1e-3
-SATURATION_FLOOR = 1e-3
-SIGMA = 0.2
-EPSILON = 1e-12
+from uhdfuse.classical.mertens import (
+    CONTRAST_FLOOR,
+    EPSILON,
+    SATURATION_FLOOR,
+    max_levels,
+)
+from uhdfuse.config import MertensWeights
+
+SIGMA = MertensWeights().sigma  # the well-exposedness Gaussian of the default weights
 GREY = (0.299, 0.587, 0.114)  # OpenCV's RGB2GRAY, which the classical contrast measure uses
 _GAUSS5 = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)
-
-
-def max_levels(height: int, width: int) -> int:
-    """Pyramid depth down to about one pixel, counting the full-resolution level (as classical)."""
-    return 1 + int(math.floor(math.log2(max(1, min(height, width)))))
 
 
 def _reflect101(n: int, lo: int, hi: int, device: torch.device) -> torch.Tensor:
@@ -105,7 +102,7 @@ def laplacian_blend(display: torch.Tensor, weights: torch.Tensor, depth: int | N
     counting the full-resolution one (None: down to about one pixel).
     Returns (B, H, W, 3) clipped to [0, 1].
     """
-    B, N, H, W, _ = display.shape
+    H, W = display.shape[2:4]
     depth = max_levels(H, W) if depth is None else min(depth, max_levels(H, W))
     g = display.permute(0, 1, 4, 2, 3)  # (B, N, 3, H, W)
     w = weights[:, :, None]

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from uhdfuse.classical.mertens import (
-    in_row_blocks,
     blend_pyramid,
     encode_frame,
+    in_row_blocks,
     max_levels,
     mertens_weights,
     normalise_weights,
