@@ -264,11 +264,11 @@ class IPL(nn.Module):
         super().__init__()
         if cfg.dim % cfg.heads:
             raise ValueError("dim must be divisible by heads")
-        margin = -(-(cfg.blocks * cfg.window + 2) // cfg.window) * cfg.window
-        if cfg.band % cfg.window or cfg.band < 2 * margin + 5 * cfg.window:
-            # bands must start on the window grid, and each must own >= 2 columns outside its seams
-            raise ValueError(f"band must be a multiple of window and at least {2 * margin + 5 * cfg.window}")
         self.cfg = cfg
+        smallest = 2 * self.band_margin() + 5 * cfg.window
+        if cfg.band % cfg.window or cfg.band < smallest:
+            # bands must start on the window grid, and each must own >= 2 columns outside its seams
+            raise ValueError(f"band must be a multiple of window and at least {smallest}")
         C = cfg.dim
         self.enc1 = nn.Linear(FEATS, C)
         self.enc_dw = nn.Conv2d(C, C, 3, groups=C)
