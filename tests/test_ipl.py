@@ -155,6 +155,15 @@ def test_band_buffers_do_not_grow_with_width(model):
     assert one[4 * 150] > 1.5 * one[4 * 90]
 
 
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_buffers_do_not_grow_with_height(model, chunk):
+    """The last rows drain through the stages in step-sized calls, not in one large call."""
+    images, ev, ref = bracket(3, 4 * 61, 48, moving=False)
+    held = {rows: stream_maps(model, images[:, : 4 * rows], ev, ref, chunk=chunk, cache_bits=8)[1]["buffer_bytes"]
+            for rows in (24, 37, 45, 61)}
+    assert len(set(held.values())) == 1, held
+
+
 def test_no_seams_at_band_borders(model):
     """On a smooth bracket, output steps across band seams are like steps elsewhere."""
     m = banded(model)

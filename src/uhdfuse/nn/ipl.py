@@ -183,12 +183,13 @@ def pad_to_patch(x: torch.Tensor, p: int) -> torch.Tensor:
 def make_thumbnail(x: torch.Tensor, size: int) -> torch.Tensor:
     """A (B, N, size, size, 3) area-averaged thumbnail of (B, N, H, W, 3) frames.
 
-    Strided sampling first (at least 4 samples per thumbnail pixel), so the cost does
-    not grow with the frame; aspect ratio is not kept (it feeds global statistics).
+    Strided sampling first (at least 4 samples per thumbnail pixel along each axis,
+    at most about 8), so the cost and the temporaries do not grow with the frame or
+    its aspect ratio; aspect ratio is not kept (it feeds global statistics).
     """
     B, N, H, W, _ = x.shape
-    k = max(1, min(H, W) // (size * 4))
-    sub = x[:, :, ::k, ::k, :].float()
+    kh, kw = max(1, H // (size * 4)), max(1, W // (size * 4))
+    sub = x[:, :, ::kh, ::kw, :].float()
     sub = sub.reshape(B * N, sub.shape[2], sub.shape[3], 3).permute(0, 3, 1, 2)
     th = F.adaptive_avg_pool2d(sub, (size, size))
     return th.permute(0, 2, 3, 1).reshape(B, N, size, size, 3).contiguous()

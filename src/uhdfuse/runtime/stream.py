@@ -160,6 +160,10 @@ def stream_maps(
     use_amp = dtype != torch.float32
     amp = torch.autocast(device.type, dtype=dtype) if use_amp else contextlib.nullcontext()
     m, R = model.band_margin(), cfg.window
+    # rows one stage call may take: the rows read per step, or one window-row. After the
+    # last read the pipeline drains in calls of this size too, instead of one call over
+    # everything still pending, whose temporaries would be the stage's largest
+    cap = max(chunk, R)
 
     tile: list[torch.Tensor] = []  # CPU: one reused buffer for the pixel tiles (see _Rows on why reuse)
 
@@ -200,32 +204,39 @@ def stream_maps(
             nxt_embed, nxt_head = 0, 0
             nxt_wr = [0] * cfg.blocks
             nxt_mlp = [0] * cfg.blocks
-            for r0 in range(0, Ht, chunk):
-                r1 = min(Ht, r0 + chunk)
-                slices += 1
-                tok.push(torch.cat([tokenize(pixels(r0, r1, c0, c1), p)
-                                    for c0, c1 in col_tiles(r1 - r0, lo, hi)], 2))
+            r0 = 0
+            while nxt_head < Ht:
+                progress = (nxt_embed, nxt_head, *nxt_wr, *nxt_mlp)
+                if r0 < Ht:
+                    r1 = min(Ht, r0 + chunk)
+                    slices += 1
+                    tok.push(torch.cat([tokenize(pixels(r0, r1, c0, c1), p)
+                                        for c0, c1 in col_tiles(r1 - r0, lo, hi)], 2))
+                    r0 = r1
                 with amp:
-                    e = _ready(tok.end, Ht, 1)
+                    e = min(_ready(tok.end, Ht, 1), nxt_embed + cap)
                     if e > nxt_embed:
                         x, top, bottom = _with_halo(tok, nxt_embed, e, Ht)
                         z0.push(model.embed(x, top, bottom, ev_t, ref_t))
                         nxt_embed = e
                     upstream = z0
                     for i in range(cfg.blocks):
-                        while nxt_wr[i] < len(wrows[i]) and wrows[i][nxt_wr[i]][1] <= upstream.end:
+                        pushed = 0
+                        while (nxt_wr[i] < len(wrows[i]) and wrows[i][nxt_wr[i]][1] <= upstream.end
+                               and (pushed == 0 or pushed + R <= cap)):
                             a, b = wrows[i][nxt_wr[i]]
                             att[i].push(model.attend(i, upstream.get(a, b), caches[i], glob[i]))
                             nxt_wr[i] += 1
+                            pushed += b - a
                         upstream.trim(wrows[i][nxt_wr[i]][0] if nxt_wr[i] < len(wrows[i]) else Ht)
-                        mr = _ready(att[i].end, Ht, 1)
+                        mr = min(_ready(att[i].end, Ht, 1), nxt_mlp[i] + cap)
                         if mr > nxt_mlp[i]:
                             x, top, bottom = _with_halo(att[i], nxt_mlp[i], mr, Ht)
                             mlp[i].push(model.mlp(i, x, top, bottom))
                             nxt_mlp[i] = mr
                         att[i].trim(nxt_mlp[i] - 1)
                         upstream = mlp[i]
-                    hd = min(upstream.end, tok.end)
+                    hd = min(upstream.end, tok.end, nxt_head + cap)
                     if hd > nxt_head:
                         new = model.head(upstream.get(nxt_head, hd), tok.get(nxt_head, hd), ev_t, ref_t)
                         new = new.float().cpu()  # (1, rows, hi - lo, 2N)
@@ -241,8 +252,9 @@ def stream_maps(
                 tok.trim(min(nxt_embed - 1, nxt_head))
                 held = sum(b.nbytes for b in (tok, z0, *att, *mlp))
                 buffer_peak = max(buffer_peak, held)
-            if nxt_head != Ht:  # a scheduling bug, never a user error
-                raise RuntimeError(f"streaming stopped at token row {nxt_head} of {Ht} (band {k})")
+                if r0 >= Ht and progress == (nxt_embed, nxt_head, *nxt_wr, *nxt_mlp):
+                    # a scheduling bug, never a user error
+                    raise RuntimeError(f"streaming stopped at token row {nxt_head} of {Ht} (band {k})")
             cache_peak = max(cache_peak, int(sum(c.peak_bytes for c in caches)))
             del caches, tok, z0, att, mlp
             if device.type == "cpu" and k + 1 < len(crops):
