@@ -1,4 +1,4 @@
-"""Wall time and peak memory of fusing a 4K 3-frame bracket: uhdfuse vs enfuse vs OpenCV.
+"""Wall time and peak memory of fusing a 4K 3-frame bracket: uhdfuse (IPL and Mertens) vs enfuse vs OpenCV.
 
     python benchmarks/merge_speed.py            # 3840x2160, 3 runs each, table into BENCHMARKS.md
 
@@ -54,13 +54,13 @@ def main() -> None:
         frames = sorted((work / "in" / "tiff").glob("*.tif"))
         inputs = [str(p) for p in frames]
         tools: dict[str, list[list[str]]] = {
-            "uhdfuse merge --engine mertens": [
-                [sys.executable, "-m", "uhdfuse", "merge", *inputs, "-o", str(work / "uhdfuse.tif"), "--force"]
-            ],
-            "OpenCV AlignMTB + MergeMertens": [
-                [sys.executable, "-c", OPENCV_SCRIPT, *inputs, str(work / "opencv.tif")]
-            ],
+            f"uhdfuse merge --engine {engine}": [
+                [sys.executable, "-m", "uhdfuse", "merge", *inputs, "-o", str(work / f"uhdfuse-{engine}.tif"),
+                 "--engine", engine, "--force"]
+            ]
+            for engine in ("ipl", "mertens")
         }
+        tools["OpenCV AlignMTB + MergeMertens"] = [[sys.executable, "-c", OPENCV_SCRIPT, *inputs, str(work / "opencv.tif")]]
         if shutil.which("align_image_stack") and shutil.which("enfuse"):
             tools["align_image_stack + enfuse"] = [
                 ["align_image_stack", "-a", str(work / "aligned_"), *inputs],
@@ -80,8 +80,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     table = [
-        f"3 frames of {args.width}x{args.height} 16-bit TIFF (hand-held, ~4 px shake) -> aligned, fused, "
-        f"16-bit TIFF; median of {args.repeats} runs. Machine: {machine_description()}.",
+        (f"3 frames of {args.width}x{args.height} 16-bit TIFF (hand-held, ~4 px shake) -> aligned, fused, "
+         f"16-bit TIFF; median of {args.repeats} runs. Machine: {machine_description()}."),
         "",
         "| tool | median wall (s) | best (s) | peak RSS (MiB) |",
         "|---|---:|---:|---:|",

@@ -226,6 +226,17 @@ def test_quantized_cache_psnr_against_16bit(model, bits, min_db):
     assert psnr(low, full) >= min_db
 
 
+@pytest.mark.parametrize("bits,min_db", [(8, 45.0), (4, 35.0)])
+def test_quantized_cache_psnr_against_16bit_with_the_shipped_weights(bits, min_db):
+    """The trained model, whose attention was learned with an 8-bit cache, over several window-rows."""
+    model, manifest = load_weights(weights_dir() / "ipl-base.safetensors")
+    assert manifest["trained"] is True
+    images, ev, ref = bracket(3, 400, 640)
+    full, _ = stream_fuse(model, images, ev, ref, cache_bits=16)
+    low, _ = stream_fuse(model, images, ev, ref, cache_bits=bits)
+    assert psnr(low, full) >= min_db
+
+
 def test_cache_bytes_shrink_with_bits():
     base = build(ipl_base(), seed=0).eval()  # realistic widths: scale overheads are amortised
     images, ev, ref = bracket(3, 256, 768, moving=False)
