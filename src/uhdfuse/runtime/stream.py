@@ -36,7 +36,7 @@ from uhdfuse.runtime.render import render_maps
 TILE_PIXELS = 1 << 17  # pixels read per tokenize call
 
 
-STEP_TOKENS = 3840  # tokens per step by default: 8 token rows of a 4K frame
+STEP_TOKENS = 1920  # tokens per step by default: 4 token rows of a 4K frame
 
 
 def default_chunk(window: int, width_tokens: int) -> int:
@@ -160,10 +160,11 @@ def stream_maps(
     use_amp = dtype != torch.float32
     amp = torch.autocast(device.type, dtype=dtype) if use_amp else contextlib.nullcontext()
     m, R = model.band_margin(), cfg.window
-    # rows one stage call may take: the rows read per step, or one window-row. After the
-    # last read the pipeline drains in calls of this size too, instead of one call over
-    # everything still pending, whose temporaries would be the stage's largest
-    cap = max(chunk, R)
+    # rows one embed / MLP / head call takes at most: the rows read per step (attention
+    # takes one window-row, or as many as fit in this). Calls of one size, also while
+    # the pipeline drains after the last read, hand the allocator the same sizes every
+    # step, so it reuses its free blocks instead of growing the heap (docs/ipl.md)
+    cap = chunk
 
     tile: list[torch.Tensor] = []  # CPU: one reused buffer for the pixel tiles (see _Rows on why reuse)
 
@@ -182,7 +183,9 @@ def stream_maps(
         return replicate_rows(x, 0, (c1 - c0) * p - (e - c), dim=3)
 
     def col_tiles(rows: int, c0: int, c1: int) -> list[tuple[int, int]]:
-        step = max(1, tile_pixels // max(1, rows * p * p))
+        """[c0, c1) cut into tiles of at most tile_pixels pixels, of (nearly) equal width."""
+        most = max(1, tile_pixels // max(1, rows * p * p))
+        step = -(-(c1 - c0) // -(-(c1 - c0) // most))
         return [(c, min(c + step, c1)) for c in range(c0, c1, step)]
 
     slices, cache_peak, buffer_peak = 0, 0, 0
