@@ -469,3 +469,14 @@ def test_cuda_bf16_matches_cpu(model):
     gpu, stats = fuse_ipl(images, ev, ref, device="cuda", model=build(ipl_test(), seed=1).eval())
     assert stats["dtype"] in ("bfloat16", "float16") and stats["model_peak_bytes"] > 0
     assert psnr(gpu, cpu) >= 35.0
+
+
+@pytest.mark.parametrize("bits", [16, 8])
+def test_bf16_autocast_streams_on_cpu(model, bits):
+    """The reduced-precision path CUDA takes (autocast + a quantized cache), run where CI can."""
+    images, ev, ref = bracket(3, 96, 128)
+    full, _ = stream_maps(model, images, ev, ref, cache_bits=bits)
+    half, _ = stream_maps(model, images, ev, ref, cache_bits=bits, dtype=torch.bfloat16)
+    assert half.dtype == np.float32 and np.isfinite(half).all()
+    a, b = (render_maps(images, x, ev, ref, model.cfg.patch) for x in (full, half))
+    assert psnr(b, a) >= 35.0

@@ -172,6 +172,12 @@ class KVCache:
         k, v: (B, h, S, d) mean keys/values of the S windows of the row;
         score: (B, S) importance; level: (B, S) reference brightness in [0, 1].
         """
+        # the cache keeps its own dtypes (float16 scales, integer codes): CPU autocast
+        # cannot promote float16 with bfloat16 in its concatenations
+        with torch.autocast(k.device.type, enabled=False):
+            self._append(k, v, score, level)
+
+    def _append(self, k: torch.Tensor, v: torch.Tensor, score: torch.Tensor, level: torch.Tensor) -> None:
         B, S = k.shape[0], k.shape[2]
         self.train = self.train or (torch.is_grad_enabled() and (k.requires_grad or v.requires_grad))
         self._encode(k, v)
