@@ -27,6 +27,7 @@ import torch
 from uhdfuse.nn.ipl import build, count_parameters, ipl_base
 from uhdfuse.runtime.device import select_device
 from uhdfuse.runtime.engine import fuse_ipl
+from uhdfuse.runtime.stream import STEP_TOKENS
 
 SIZES = {"1080p": (1080, 1920), "4k": (2160, 3840), "8k": (4320, 7680), "16k": (8640, 15360)}
 
@@ -62,40 +63,42 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1080p,4k,8k", help="comma list of " + ",".join(SIZES))
     ap.add_argument("--device", default="cpu", help="cpu | cuda | mps | auto")
-    ap.add_argument("--repeats", type=int, default=None, help="timed runs per size (default 3 on GPU, 1 on CPU)")
+    ap.add_argument("--repeats", type=int, default=3, help="measured runs per size, after a warm-up run")
     ap.add_argument("--chunk", type=int, default=None, help="token rows per step (default: the model's)")
     ap.add_argument("--cache-bits", type=int, default=8)
     args = ap.parse_args(argv)
     device = select_device(args.device)
-    repeats = args.repeats or (3 if device.type == "cuda" else 1)
+    repeats = max(1, args.repeats)
     model = build(ipl_base(), seed=0).eval()
     print(f"machine: {machine(device)}; model ipl_base ({count_parameters(model)} parameters, random "
-          f"weights), 3 frames, cache {args.cache_bits} bits, chunk {args.chunk or 'auto (~3840 tokens per step)'}\n")
-    print("| size | pixels | model time min (s) | model time median (s) | fps | model peak (MiB) | slices | "
-          "device | dtype | render median (s) |")
+          f"weights), 3 frames, cache {args.cache_bits} bits, chunk {args.chunk or f'auto (~{STEP_TOKENS} tokens per step)'}\n")
+    print("| size | pixels | model time min (s) | model time median (s) | fps | model peak median (min-max, MiB) | "
+          "slices | device | dtype | render median (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     peaks = {}
     for name in args.sizes.split(","):
         H, W = SIZES[name.strip().lower()]
         images, ev, ref = bracket(H, W)
         runs = []
-        for i in range(repeats + 1):  # the first run warms up (allocator, kernels)
+        for i in range(repeats + 1):  # the first run warms up (torch's one-time set-up, kernels)
             _, stats = fuse_ipl(images, ev, ref, device=str(device), chunk=args.chunk,
                                 cache_bits=args.cache_bits, model=model)
-            if i > 0 or repeats == 0:
+            if i > 0:
                 runs.append(stats)
         times = [s["seconds"] for s in runs]
-        peak = max(s["model_peak_bytes"] or 0 for s in runs)
-        peaks[name] = peak
+        # the median: on the CPU the high-water mark varies by ~1-2 MiB between runs (docs/ipl.md)
+        mib = [(s["model_peak_bytes"] or 0) / 2**20 for s in runs]
+        peaks[name] = statistics.median(mib)
         print(f"| {name} | {W}x{H} | {min(times):.3f} | {statistics.median(times):.3f} | "
-              f"{1 / statistics.median(times):.1f} | {peak / 2**20:.1f} | {runs[0]['slices']} | "
+              f"{1 / statistics.median(times):.1f} | {peaks[name]:.1f} ({min(mib):.1f}-{max(mib):.1f}) | "
+              f"{runs[0]['slices']} | "
               f"{runs[0]['device']} | {runs[0]['dtype']} | "
               f"{statistics.median(s['render_seconds'] for s in runs):.3f} |", flush=True)
         del images
     if "4k" in peaks and "16k" in peaks and peaks["4k"]:
-        print(f"\npeak memory 16K / 4K: {peaks['16k'] / peaks['4k']:.3f}")
+        print(f"\nmedian peak memory 16K / 4K: {peaks['16k'] / peaks['4k']:.3f}")
     if "4k" in peaks and "8k" in peaks and peaks["4k"]:
-        print(f"peak memory 8K / 4K: {peaks['8k'] / peaks['4k']:.3f}")
+        print(f"median peak memory 8K / 4K: {peaks['8k'] / peaks['4k']:.3f}")
     print("\n| cache bits | cache bytes (4K, all blocks) |")
     print("|---|---|")
     images, ev, ref = bracket(*SIZES["4k"])
