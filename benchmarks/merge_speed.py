@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from datetime import date
 from pathlib import Path
 
 from _common import machine_description, record_section, run_measured
@@ -90,7 +91,8 @@ def main() -> None:
     text = "\n".join(table)
     print(text)
     if not args.no_record:
-        record_section("merge_speed", "## Classical merge, 4K, 3 frames\n\n" + text)
+        record_section("merge_speed", f"## End-to-end merge, {args.width}x{args.height}, 3 frames\n\n"
+                       f"`python benchmarks/merge_speed.py`, {date.today()}.\n\n" + text)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 A frame is read ``chunk`` token rows at a time (``chunk * patch`` pixel rows). Each
 stage of the model (see :mod:`uhdfuse.nn.ipl`) keeps a small buffer of the rows it
 has produced; a stage runs as soon as the rows it needs (its own rows plus a
-one-row halo, or a whole window-row for attention) exist upstream, and buffers
-drop rows nobody needs any more. Rows of the output maps are written as soon as
+one-row halo, or a whole window-row for attention) exist upstream, taking at most
+``chunk`` rows per call, and buffers drop rows nobody needs any more. After the
+last read, steps go on without reading until every stage has drained. Rows of the output maps are written as soon as
 they are final. Every row of every stage is computed exactly once, in order, with
 the same stage methods as :meth:`IPL.maps`, so the result equals the whole-frame
 computation with the same attention pattern (proved in ``tests/test_ipl.py``).
@@ -160,11 +161,6 @@ def stream_maps(
     use_amp = dtype != torch.float32
     amp = torch.autocast(device.type, dtype=dtype) if use_amp else contextlib.nullcontext()
     m, R = model.band_margin(), cfg.window
-    # rows one embed / MLP / head call takes at most: the rows read per step (attention
-    # takes one window-row, or as many as fit in this). Calls of one size, also while
-    # the pipeline drains after the last read, hand the allocator the same sizes every
-    # step, so it reuses its free blocks instead of growing the heap (docs/ipl.md)
-    cap = chunk
 
     tile: list[torch.Tensor] = []  # CPU: one reused buffer for the pixel tiles (see _Rows on why reuse)
 
@@ -217,7 +213,11 @@ def stream_maps(
                                         for c0, c1 in col_tiles(r1 - r0, lo, hi)], 2))
                     r0 = r1
                 with amp:
-                    e = min(_ready(tok.end, Ht, 1), nxt_embed + cap)
+                    # each call takes at most `chunk` rows (attention: one window-row, or as
+                    # many as fit), also while the pipeline drains after the last read: calls
+                    # of one size let the allocator reuse its free blocks step after step
+                    # instead of growing the heap (docs/ipl.md, "Memory model")
+                    e = min(_ready(tok.end, Ht, 1), nxt_embed + chunk)
                     if e > nxt_embed:
                         x, top, bottom = _with_halo(tok, nxt_embed, e, Ht)
                         z0.push(model.embed(x, top, bottom, ev_t, ref_t))
@@ -226,20 +226,20 @@ def stream_maps(
                     for i in range(cfg.blocks):
                         pushed = 0
                         while (nxt_wr[i] < len(wrows[i]) and wrows[i][nxt_wr[i]][1] <= upstream.end
-                               and (pushed == 0 or pushed + R <= cap)):
+                               and (pushed == 0 or pushed + R <= chunk)):
                             a, b = wrows[i][nxt_wr[i]]
                             att[i].push(model.attend(i, upstream.get(a, b), caches[i], glob[i]))
                             nxt_wr[i] += 1
                             pushed += b - a
                         upstream.trim(wrows[i][nxt_wr[i]][0] if nxt_wr[i] < len(wrows[i]) else Ht)
-                        mr = min(_ready(att[i].end, Ht, 1), nxt_mlp[i] + cap)
+                        mr = min(_ready(att[i].end, Ht, 1), nxt_mlp[i] + chunk)
                         if mr > nxt_mlp[i]:
                             x, top, bottom = _with_halo(att[i], nxt_mlp[i], mr, Ht)
                             mlp[i].push(model.mlp(i, x, top, bottom))
                             nxt_mlp[i] = mr
                         att[i].trim(nxt_mlp[i] - 1)
                         upstream = mlp[i]
-                    hd = min(upstream.end, tok.end, nxt_head + cap)
+                    hd = min(upstream.end, tok.end, nxt_head + chunk)
                     if hd > nxt_head:
                         new = model.head(upstream.get(nxt_head, hd), tok.get(nxt_head, hd), ev_t, ref_t)
                         new = new.float().cpu()  # (1, rows, hi - lo, 2N)
