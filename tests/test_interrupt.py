@@ -53,11 +53,19 @@ def big_bracket(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def _interactive_signals() -> None:
+    """In the child: Ctrl-C as in a terminal. A test runner started as a background job
+    of a non-interactive shell ignores SIGINT, children inherit that, and Python then
+    installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(*args: object) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(SRC), PYTHONUNBUFFERED="1")
     return subprocess.Popen(
         [sys.executable, "-m", "uhdfuse", *[str(a) for a in args]],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=_interactive_signals,
     )  # fmt: skip
 
 
