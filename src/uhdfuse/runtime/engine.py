@@ -60,7 +60,7 @@ def fuse_ipl(
     images: (N, H, W, 3) float32 linear light, aligned, 1.0 = clipping level.
     ev: N exposures relative to the reference (EV). reference: its index.
     device: auto|cpu|cuda|mps. chunk: token rows per streaming step (None: about
-    1920 tokens per step, see uhdfuse.runtime.stream.default_chunk).
+    1920 tokens per step on the CPU, 3840 elsewhere; uhdfuse.runtime.stream.default_chunk).
     cache_bits: 16, 8 or 4. weights: a .safetensors file (None: the shipped default). ``model`` skips loading (benchmarks, tests).
 
     Two stages: the token network streams over the frame on ``device`` (its peak

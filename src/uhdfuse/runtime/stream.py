@@ -37,12 +37,18 @@ from uhdfuse.runtime.render import render_maps
 TILE_PIXELS = 1 << 17  # pixels read per tokenize call
 
 
-STEP_TOKENS = 1920  # tokens per step by default: 4 token rows of a 4K frame
+# Tokens per step by default. CPU: 1920 (4 token rows of a 4K band); smaller steps
+# keep glibc's heap, and so the measured high-water mark, from growing with the frame
+# (docs/ipl.md, "Memory model"). Other devices: 3840, as before that finding; their
+# caching allocators count live tensors, and a GPU pays per kernel launch, not per byte.
+STEP_TOKENS = {"cpu": 1920}
+STEP_TOKENS_OTHER = 3840
 
 
-def default_chunk(window: int, width_tokens: int) -> int:
+def default_chunk(window: int, width_tokens: int, device_type: str = "cpu") -> int:
     """Token rows per step: about STEP_TOKENS tokens, so per-step memory does not grow with width."""
-    return max(1, min(2 * window, STEP_TOKENS // max(1, width_tokens)))
+    tokens = STEP_TOKENS.get(device_type, STEP_TOKENS_OTHER)
+    return max(1, min(2 * window, tokens // max(1, width_tokens)))
 
 
 class _Rows:
@@ -149,7 +155,8 @@ def stream_maps(
     N, H, W = images.shape[:3]
     Ht, Wt = -(-H // p), -(-W // p)
     crops = model.bands(Wt)
-    chunk = default_chunk(cfg.window, max(hi - lo for lo, hi in crops)) if chunk is None else int(chunk)
+    widest = max(hi - lo for lo, hi in crops)
+    chunk = default_chunk(cfg.window, widest, device.type) if chunk is None else int(chunk)
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1 token row, got {chunk}")
     if out is None:
