@@ -27,7 +27,7 @@ import torch
 from uhdfuse.nn.ipl import build, count_parameters, ipl_base
 from uhdfuse.runtime.device import select_device
 from uhdfuse.runtime.engine import fuse_ipl
-from uhdfuse.runtime.stream import STEP_TOKENS, STEP_TOKENS_OTHER
+from uhdfuse.runtime.stream import step_tokens
 
 SIZES = {"1080p": (1080, 1920), "4k": (2160, 3840), "8k": (4320, 7680), "16k": (8640, 15360)}
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     device = select_device(args.device)
     repeats = max(1, args.repeats)
     model = build(ipl_base(), seed=0).eval()
-    step = args.chunk or f"auto (~{STEP_TOKENS.get(device.type, STEP_TOKENS_OTHER)} tokens per step)"
+    step = args.chunk or f"auto (~{step_tokens(device.type)} tokens per step)"
     print(f"machine: {machine(device)}; model ipl_base ({count_parameters(model)} parameters, random "
           f"weights), 3 frames, cache {args.cache_bits} bits, chunk {step}\n")
     print("| size | pixels | model time min (s) | model time median (s) | fps | model peak median (min-max, MiB) | "

@@ -61,7 +61,9 @@ def main() -> None:
             ]
             for engine in ("ipl", "mertens")
         }
-        tools["OpenCV AlignMTB + MergeMertens"] = [[sys.executable, "-c", OPENCV_SCRIPT, *inputs, str(work / "opencv.tif")]]
+        tools["OpenCV AlignMTB + MergeMertens"] = [
+            [sys.executable, "-c", OPENCV_SCRIPT, *inputs, str(work / "opencv.tif")]
+        ]
         if shutil.which("align_image_stack") and shutil.which("enfuse"):
             tools["align_image_stack + enfuse"] = [
                 ["align_image_stack", "-a", str(work / "aligned_"), *inputs],

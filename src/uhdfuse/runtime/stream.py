@@ -5,8 +5,8 @@ stage of the model (see :mod:`uhdfuse.nn.ipl`) keeps a small buffer of the rows 
 has produced; a stage runs as soon as the rows it needs (its own rows plus a
 one-row halo, or a whole window-row for attention) exist upstream, taking at most
 ``chunk`` rows per call, and buffers drop rows nobody needs any more. After the
-last read, steps go on without reading until every stage has drained. Rows of the output maps are written as soon as
-they are final. Every row of every stage is computed exactly once, in order, with
+last read, steps go on without reading until every stage has drained. Rows of the
+output maps are written as soon as they are final. Every row of every stage is computed exactly once, in order, with
 the same stage methods as :meth:`IPL.maps`, so the result equals the whole-frame
 computation with the same attention pattern (proved in ``tests/test_ipl.py``).
 
@@ -37,18 +37,20 @@ from uhdfuse.runtime.render import render_maps
 TILE_PIXELS = 1 << 17  # pixels read per tokenize call
 
 
-# Tokens per step by default. CPU: 1920 (4 token rows of a 4K band); smaller steps
-# keep glibc's heap, and so the measured high-water mark, from growing with the frame
-# (docs/ipl.md, "Memory model"). Other devices: 3840, as before that finding; their
-# caching allocators count live tensors, and a GPU pays per kernel launch, not per byte.
-STEP_TOKENS = {"cpu": 1920}
-STEP_TOKENS_OTHER = 3840
+def step_tokens(device_type: str) -> int:
+    """Tokens per step by default on a device of this type.
+
+    CPU: 1920 (4 token rows of a 4K band); smaller steps keep glibc's heap, and so the
+    measured high-water mark, from growing with the frame (docs/ipl.md, "Memory
+    model"). Other devices: 3840, as before that finding; their caching allocators
+    count live tensors, and a GPU pays per kernel launch, not per byte.
+    """
+    return 1920 if device_type == "cpu" else 3840
 
 
 def default_chunk(window: int, width_tokens: int, device_type: str = "cpu") -> int:
-    """Token rows per step: about STEP_TOKENS tokens, so per-step memory does not grow with width."""
-    tokens = STEP_TOKENS.get(device_type, STEP_TOKENS_OTHER)
-    return max(1, min(2 * window, tokens // max(1, width_tokens)))
+    """Token rows per step: about :func:`step_tokens` tokens, so per-step memory does not grow with width."""
+    return max(1, min(2 * window, step_tokens(device_type) // max(1, width_tokens)))
 
 
 class _Rows:
@@ -58,8 +60,8 @@ class _Rows:
     only move an offset, the live rows are moved to the front when a push would
     not fit, and the tensor grows (doubling) only when the live rows outgrow it.
     A fresh tensor per step (``torch.cat``) hands the allocator a different size
-    every step, its free lists fragment, and the heap's high-water mark creeps up
-    with the number of steps (docs/ipl.md, "Memory model").
+    every step, so it cannot reuse its freed blocks and grows the heap instead
+    (docs/ipl.md, "Memory model").
     """
 
     def __init__(self) -> None:
@@ -290,4 +292,4 @@ def stream_fuse(
     return render_maps(images, maps, ev, reference, model.cfg.patch), info
 
 
-__all__ = ["default_chunk", "stream_fuse", "stream_maps"]
+__all__ = ["default_chunk", "step_tokens", "stream_fuse", "stream_maps"]
