@@ -9,11 +9,13 @@ Engine = Literal["mertens", "ipl"]
 AlignModel = Literal["none", "translation", "euclidean", "homography", "auto"]
 Response = Literal["srgb", "linear", "debevec", "robertson"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+Prefer = Literal["raw", "jpeg"]  # which half of a RAW+JPEG pair is the frame
 
 ENGINES: tuple[str, ...] = ("mertens", "ipl")
 ALIGN_MODELS: tuple[str, ...] = ("none", "translation", "euclidean", "homography", "auto")
 RESPONSES: tuple[str, ...] = ("srgb", "linear", "debevec", "robertson")
 BIT_DEPTHS: tuple[int, ...] = (8, 16, 32)
+PREFERENCES: tuple[str, ...] = ("raw", "jpeg")
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,10 @@ class MergeConfig:
 
     engine: Engine = "ipl"
     hdr: bool = False  # write a linear 32-bit float radiance map instead of a fused image
-    bit_depth: int = 16  # 8 or 16 for fused output (PNG/TIFF), 32 for --hdr TIFF
+    # Bits per channel: 8 or 16 for fused output, 32 (float TIFF) for a radiance map;
+    # None = the output format's own (16 for TIFF/PNG, 8 for JPEG, 32 with hdr).
+    bit_depth: int | None = None
+    quality: int = 95  # JPEG quality (1-100); at 90 and above the chroma is kept at full resolution
     reference: int | str | None = None  # index into the exposure-sorted frames, or a file name; None = best middle
     ev: tuple[float, ...] | None = None  # user-stated EVs, in input order
     response: Response = "srgb"  # how display-encoded files are linearised
@@ -51,6 +56,7 @@ class MergeConfig:
     device: Device = "auto"
     chunk: int | None = None  # IPL slice height in tokens; None = the model's default
     cache_bits: int = 8  # IPL attention-cache precision: 16, 8 or 4
+    prefer: Prefer = "raw"  # of a RAW+JPEG pair (same folder and name), the RAW is the frame
     force: bool = False  # overwrite an existing output
     keep_metadata: bool = True
     # Consistency across a shoot (panoramas, timelapses): scale every output to this

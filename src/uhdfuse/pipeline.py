@@ -19,14 +19,15 @@ import numpy as np
 from . import __version__
 from .align import align_bracket
 from .classical import calibrate_response, fuse_mertens, merge_radiance
-from .config import ENGINES, MergeConfig
+from .config import ENGINES, MergeConfig, Prefer
 from .errors import InconsistentBracket, OutputError, UsageError
 from .exposure import build_bracket
-from .io import OutputMetadata, list_inputs, read_encoded, read_frame, read_metadata, write_image
+from .io import OutputMetadata, read_encoded, read_frame, read_metadata, write_image
+from .io.discover import check_one_kind, discover
 from .io.read import DEFAULT_MAX_PIXELS
 from .types import AlignedBracket, Bracket, FuseResult
 
-OUTPUT_SUFFIXES = (".tif", ".tiff", ".png")
+OUTPUT_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 StageCallback = Callable[[str], None]
 
 
@@ -46,6 +47,34 @@ class _Stopwatch:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
+def output_bit_depth(suffix: str, config: MergeConfig) -> int:
+    """Bits per channel of the output file: ``config.bit_depth``, or the format's own
+    (16 for TIFF/PNG, 8 for JPEG, 32-bit float for a radiance map) when it is None.
+
+    ``suffix``: the output's, with its dot (".jpg"). Raises :class:`UsageError` for a
+    suffix uhdfuse does not write or a depth the format cannot hold.
+    """
+    given, suffix = suffix, suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise UsageError(f"unknown output format {given or '(none)'}; use .tif, .tiff, .png or .jpg")
+    jpeg = suffix in (".jpg", ".jpeg")
+    if config.hdr:
+        if suffix not in (".tif", ".tiff"):
+            raise UsageError("--hdr writes 32-bit float, which needs a .tif output")
+        if config.bit_depth not in (None, 32):
+            raise UsageError("--hdr always writes 32-bit float; drop --bit-depth")
+        return 32
+    if config.bit_depth is None:
+        return 8 if jpeg else 16
+    if config.bit_depth == 32:
+        raise UsageError("32-bit output is the linear radiance map: add --hdr")
+    if config.bit_depth not in (8, 16):
+        raise UsageError(f"bit depth {config.bit_depth} is not 8 or 16 (32-bit float needs --hdr)")
+    if jpeg and config.bit_depth != 8:
+        raise UsageError("JPEG holds 8 bits per channel; write .tif or .png for 16-bit")
+    return config.bit_depth
+
+
 def check_output(output: Path, inputs: Sequence[Path], config: MergeConfig) -> None:
     """Refuse an output that cannot or must not be written, before any slow work.
 
@@ -53,13 +82,10 @@ def check_output(output: Path, inputs: Sequence[Path], config: MergeConfig) -> N
         UsageError: unknown suffix, or a bit depth the format cannot hold.
         OutputError: the output exists (without ``force``) or is one of the inputs.
     """
-    suffix = output.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise UsageError(f"unknown output format {output.suffix or '(none)'}; use .tif, .tiff or .png", output)
-    if config.hdr and suffix == ".png":
-        raise UsageError("--hdr writes 32-bit float, which needs a .tif output", output)
-    if not config.hdr and config.bit_depth not in (8, 16):
-        raise UsageError(f"bit depth {config.bit_depth} is not 8 or 16 (32-bit float needs --hdr)", output)
+    try:
+        output_bit_depth(output.suffix, config)
+    except UsageError as exc:
+        raise UsageError(exc.reason, output) from None
     resolved = output.resolve()
     if any(resolved == p.resolve() for p in inputs):
         raise OutputError("is one of the inputs; choose another output path", output)
@@ -67,16 +93,24 @@ def check_output(output: Path, inputs: Sequence[Path], config: MergeConfig) -> N
         raise OutputError("already exists; use --force to overwrite", output)
 
 
-def _bracket_paths(inputs: Sequence[Path | str]) -> list[Path]:
-    """The image files of one bracket; a file given twice (also via its folder) is refused."""
-    paths = list_inputs([Path(p) for p in inputs])
+def _bracket_paths(inputs: Sequence[Path | str], prefer: Prefer = "raw") -> tuple[list[Path], tuple[str, ...]]:
+    """The frames of one bracket and what discovery left out (see :mod:`uhdfuse.io.discover`).
+
+    A file given twice (also via its folder) is refused, and so is a mix of RAW files
+    and JPEG/PNG/TIFF files that are not their pair siblings.
+    """
+    given = [Path(p) for p in inputs]
+    found = discover(given, prefer=prefer)
     seen: dict[Path, Path] = {}
-    for p in paths:
+    for p in found.files:
         key = p.resolve()
         if key in seen:
             raise InconsistentBracket(f"given twice (also as {seen[key]})", p)
         seen[key] = p
-    return paths
+    if not found.files:
+        raise InconsistentBracket("no frames left to fuse: " + "; ".join(found.notes), given[0] if given else None)
+    check_one_kind(found.files)
+    return list(found.files), found.notes
 
 
 def _response_lut(paths: Sequence[Path], config: MergeConfig, max_pixels: int) -> np.ndarray | None:
@@ -105,9 +139,23 @@ def load_bracket(
 ) -> Bracket:
     """Read and sort the frames of one bracket (a folder or a list of files).
 
-    ``max_pixels``: the decompression-bomb limit, checked on each file's header.
+    ``max_pixels``: the decompression-bomb limit, checked on each file's header. What
+    discovery left out (RAW+JPEG siblings, earlier outputs) is in ``warnings``.
     """
-    return _load(_bracket_paths(inputs), config, max_pixels)
+    paths, skipped = _bracket_paths(inputs, config.prefer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bracket = _load(paths, config, max_pixels)
+    notes = _notes(skipped, caught)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return replace(bracket, warnings=notes)
+
+
+def _notes(first: Sequence[str], caught: Sequence[warnings.WarningMessage]) -> tuple[str, ...]:
+    """Every note once, in order: ``first``, then the user warnings the stages raised."""
+    raised = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    return tuple(dict.fromkeys([*first, *raised]))
 
 
 def _load(paths: Sequence[Path], config: MergeConfig, max_pixels: int = DEFAULT_MAX_PIXELS) -> Bracket:
@@ -183,12 +231,11 @@ def merge(
         UhdfuseError: bad input, failed alignment or an unwritable output; the output
             is then left untouched (or absent) and no temporary file remains.
     """
+    started = time.perf_counter()
     output = Path(output)
-    paths = _bracket_paths(inputs)
-    if config.bit_depth == 32 and config.hdr is False:
-        raise UsageError("32-bit output is the linear radiance map: add --hdr")
-    cfg = replace(config, bit_depth=32) if config.hdr else config
-    check_output(output, paths, cfg)
+    paths, skipped = _bracket_paths(inputs, config.prefer)
+    check_output(output, paths, config)
+    cfg = replace(config, bit_depth=output_bit_depth(output.suffix, config))
 
     timings: dict[str, float] = {}
     clock = _Stopwatch(timings, on_stage)
@@ -224,9 +271,10 @@ def merge(
                 engine="radiance" if cfg.hdr else cfg.engine,
             )
         with clock.stage("write"):
-            written = write_image(output, image, bit_depth=cfg.bit_depth, metadata=metadata, force=cfg.force)
+            written = write_image(
+                output, image, bit_depth=cfg.bit_depth, metadata=metadata, force=cfg.force, quality=cfg.quality
+            )
 
-    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
     h, w = image.shape[:2]
     return FuseResult(
         output=written,
@@ -240,6 +288,7 @@ def merge(
         crop=aligned.crop,
         size=(w, h),
         timings=timings,
-        warnings=tuple(notes),
+        warnings=_notes(skipped, caught),
         model_peak_bytes=stats.get("model_peak_bytes"),
+        seconds=time.perf_counter() - started,
     )

@@ -121,9 +121,20 @@ class FuseResult:
     align_residuals: tuple[float, ...]
     crop: tuple[int, int, int, int]
     size: tuple[int, int]  # (width, height) of the output
-    timings: dict[str, float]
+    timings: dict[str, float]  # seconds per stage; "fuse_model" and "fuse_render" are parts of "fuse"
     warnings: tuple[str, ...] = ()
     model_peak_bytes: int | None = None
+    seconds: float = 0.0  # wall time of the whole merge
+
+    def timings_line(self) -> str:
+        """'read 0.4, align 1.1, fuse 2.8 (model 0.6, render 1.5), write 0.5' for the human report."""
+        parts = []
+        for stage, value in self.timings.items():
+            if "_" in stage:
+                continue  # a part of its stage, shown inside it
+            sub = [f"{k.split('_', 1)[1]} {v:.1f}" for k, v in self.timings.items() if k.startswith(stage + "_")]
+            parts.append(f"{stage} {value:.1f}" + (f" ({', '.join(sub)})" if sub else ""))
+        return ", ".join(parts)
 
     def to_json(self) -> dict:
         """A JSON-ready dict (paths as strings)."""
@@ -139,6 +150,7 @@ class FuseResult:
             "align_residuals": [round(r, 5) if math.isfinite(r) else None for r in self.align_residuals],
             "crop": list(self.crop),
             "size": list(self.size),
+            "seconds": round(self.seconds, 4),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "model_peak_bytes": self.model_peak_bytes,
             "warnings": list(self.warnings),

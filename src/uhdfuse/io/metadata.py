@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -311,9 +312,9 @@ def prepare_metadata(
 ) -> PreparedMetadata:
     """Build the EXIF/XMP/IPTC/ICC for an output of ``size`` (width, height).
 
-    ``container`` is "tiff" or "png". EXIF PixelX/YDimension are set for PNG only:
-    the EXIF standard reserves them for compressed formats, TIFF states its size in
-    its own tags.
+    ``container`` is "tiff", "png" or "jpeg". EXIF PixelX/YDimension are set for PNG
+    and JPEG only: the EXIF standard reserves them for compressed formats, TIFF states
+    its size in its own tags.
 
     ICC: display output (8/16 bit) gets the reference's profile when it is a
     display file that carries one, else an sRGB profile (when ``colour_space`` is
@@ -335,7 +336,11 @@ def prepare_metadata(
         ref_exif, ref_iptc = ref.exifData(), ref.iptcData()
         ref_xmp = ref.xmpData()
         if ref.xmpPacket().strip() and ref_xmp.count() == 0:
-            notes.append(f"{ref_path}: XMP could not be parsed; not carried over")
+            ref_xmp, dropped = repair_xmp(ref.xmpPacket())
+            if ref_xmp.count() == 0:
+                notes.append(f"{ref_path}: XMP could not be parsed; not carried over")
+            else:
+                notes.append(f"{ref_path}: XMP carried over without its unreadable parts ({', '.join(dropped)})")
         if ref.iccProfileDefined():
             ref_icc = bytes(ref.iccProfile().data())
     except exiv2.Exiv2Error as exc:
@@ -377,7 +382,7 @@ def prepare_metadata(
     width, height = size
     exif["Exif.Image.Orientation"] = "1"  # pixels are written upright
     exif["Exif.Image.Software"] = metadata.software
-    if container == "png":
+    if container in ("png", "jpeg"):
         exif["Exif.Photo.PixelXDimension"] = str(int(width))
         exif["Exif.Photo.PixelYDimension"] = str(int(height))
     exif["Exif.Photo.ColorSpace"] = colour_space
@@ -400,6 +405,80 @@ def prepare_metadata(
     out_xmp.add(exiv2.XmpKey(f"{prefix}.Sources"), sources)
 
     return PreparedMetadata(exif, out_xmp, ref_iptc, icc, tuple(notes))
+
+
+_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+_RDF_SYNTAX_ATTRIBUTES = {f"{{{_RDF}}}{name}" for name in ("about", "ID", "nodeID", "parseType", "resource")}
+
+
+def repair_xmp(packet: str) -> tuple[exiv2.XmpData, list[str]]:
+    """Parse an XMP packet that libexiv2 refuses whole, dropping only what breaks it.
+
+    Writers (and some editors) repeat a property, which the XMP toolkit treats as
+    fatal and exiftool as a warning; the packet's keywords, ratings and captions
+    are worth keeping. Kept: the first occurrence of each property; dropped: later
+    repeats, as an element or an attribute, within or across ``rdf:Description``
+    nodes. Returns the parsed data (empty when even the repaired packet is not XMP)
+    and the names of what was dropped.
+    """
+    import xml.etree.ElementTree as ET
+    from io import StringIO
+
+    dropped: list[str] = []
+    text = _without_repeated_attributes(packet.lstrip("\ufeff"), dropped)
+    try:
+        prefixes = {uri: prefix for _, (prefix, uri) in ET.iterparse(StringIO(text), events=("start-ns",))}
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return exiv2.XmpData(), ["the packet is not well-formed XML"]
+    seen: set[str] = set()
+
+    def name(tag: str) -> str:
+        uri, _, local = tag[1:].partition("}")
+        return f"{prefixes.get(uri, uri)}:{local}"
+
+    for description in root.iter(f"{{{_RDF}}}Description"):
+        for attribute in list(description.attrib):
+            if attribute in _RDF_SYNTAX_ATTRIBUTES or attribute.startswith("{http://www.w3.org/XML/1998/namespace}"):
+                continue
+            if attribute in seen:
+                del description.attrib[attribute]
+                dropped.append(name(attribute))
+            seen.add(attribute)
+        for child in list(description):
+            if child.tag in seen:
+                description.remove(child)
+                dropped.append(name(child.tag))
+            seen.add(child.tag)
+    for uri, prefix in prefixes.items():
+        ET.register_namespace(prefix, uri)
+    repaired = ET.tostring(root, encoding="unicode")
+    try:
+        image = exiv2.ImageFactory.open(repaired.encode())
+        image.readMetadata()
+    except exiv2.Exiv2Error:
+        return exiv2.XmpData(), dropped or ["an error the XMP toolkit gave no detail of"]
+    return image.xmpData(), list(dict.fromkeys(dropped)) or ["nothing"]
+
+
+def _without_repeated_attributes(text: str, dropped: list[str]) -> str:
+    """XML with a repeated attribute in a start tag (not well-formed) keeps the first;
+    the names of those removed are appended to ``dropped``."""
+    import re
+
+    def fix(tag: re.Match) -> str:
+        seen: set[str] = set()
+
+        def keep(attr: re.Match) -> str:
+            if attr.group(1) in seen:
+                dropped.append(attr.group(1))
+                return ""
+            seen.add(attr.group(1))
+            return attr.group(0)
+
+        return re.sub(r"\s+([\w:.-]+)\s*=\s*(\"[^\"]*\"|'[^']*')", keep, tag.group(0))
+
+    return re.sub(r"<[A-Za-z_][^<>]*>", fix, text)
 
 
 # Where maker notes keep the lens: names first, then lens ids that exiv2 resolves to
@@ -507,6 +586,24 @@ def srgb_icc_profile() -> bytes:
 
 # 2024-01-01 00:00:00 as an ICC dateTimeNumber (six big-endian uint16).
 _ICC_FIXED_DATE = bytes.fromhex("07e8 0001 0001 0000 0000 0000".replace(" ", ""))
+
+
+_OUR_SOFTWARE = re.compile(r"^uhdfuse \d")  # "uhdfuse 0.1.0", as merge writes it
+
+
+def written_by_uhdfuse(path: Path) -> bool:
+    """True when the file's header says uhdfuse fused it: its XMP has ``uhdfuse:Sources``
+    or its ``Software`` is ``uhdfuse <version>``. Reads the metadata only; a file whose
+    metadata cannot be read is not ours (its reader reports it)."""
+    try:
+        image = exiv2.ImageFactory.open(str(path))
+        image.readMetadata()
+    except exiv2.Exiv2Error:
+        return False
+    if _find(image.xmpData(), f"Xmp.{UHDFUSE_XMP_PREFIX}.Sources") is not None:
+        return True
+    software = _find(image.exifData(), "Exif.Image.Software")
+    return software is not None and bool(_OUR_SOFTWARE.match(software.toString()))
 
 
 def read_provenance(path: Path) -> tuple[str | None, tuple[tuple[str, float], ...]]:
