@@ -631,6 +631,8 @@ def run_batch(
         finally:
             executor.close()
             _remove_temps(out_dir, [j.name for j in work.jobs])
+            if work.jobs[0].gpu_lock is not None:  # the workers are gone: nobody holds it
+                Path(work.jobs[0].gpu_lock).unlink(missing_ok=True)
         if interrupted:
             # Every complete output must be in the manifest, or the resumed run would
             # refuse to overwrite it; that includes brackets that finished while we were
