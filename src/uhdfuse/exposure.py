@@ -216,13 +216,6 @@ def build_bracket(
     order = sorted(range(len(frames)), key=lambda i: (evs[i], str(frames[i].path)))
     sorted_frames = tuple(frames[i] for i in order)
     sorted_evs = [evs[i] for i in order]
-    if max(sorted_evs) - min(sorted_evs) < 0.1:
-        notes.append("all frames have the same exposure; fusing them only averages noise")
-    else:
-        for a, b, ev_a, ev_b in zip(sorted_frames, sorted_frames[1:], sorted_evs, sorted_evs[1:]):
-            if ev_b - ev_a < 0.1:
-                notes.append(f"{a.path.name} and {b.path.name} have the same exposure (EV {ev_a:+.2f})")
-
     if isinstance(reference, str):
         reference = _index_of(sorted_frames, reference)
     if reference is None:
@@ -230,6 +223,13 @@ def build_bracket(
     elif not 0 <= reference < len(frames):
         raise UsageError(f"reference index {reference} is out of range for {len(frames)} frames")
     ref_ev = sorted_evs[reference]
+
+    if max(sorted_evs) - min(sorted_evs) < 0.1:
+        notes.append("all frames have the same exposure; fusing them only averages noise")
+    else:
+        for a, b, ev_a, ev_b in zip(sorted_frames, sorted_frames[1:], sorted_evs, sorted_evs[1:]):
+            if ev_b - ev_a < 0.1:  # EVs as every report shows them: relative to the reference
+                notes.append(f"{a.path.name} and {b.path.name} have the same exposure (EV {ev_a - ref_ev:+.2f})")
     for note in notes:
         warnings.warn(note, ExposureWarning, stacklevel=2)
     return Bracket(

@@ -14,8 +14,12 @@ Either way :func:`read_frame` returns a :class:`~uhdfuse.types.Frame` whose imag
 
 from __future__ import annotations
 
+import os
 import struct
+import sys
+import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -212,7 +216,7 @@ def _decode_display(path: Path, max_pixels: int, orientation: int) -> np.ndarray
         if components == 4:
             raise UnsupportedInput("CMYK JPEG is not supported; convert it to RGB", path)
         _check_pixel_count(path, width, height, max_pixels)
-        image = _decode_with_opencv(path)
+        image = _decode_jpeg(path)
     elif head.startswith(b"\x89PNG\r\n\x1a\n"):
         width, height = _png_header(path, head)
         _check_pixel_count(path, width, height, max_pixels)
@@ -224,9 +228,54 @@ def _decode_display(path: Path, max_pixels: int, orientation: int) -> np.ndarray
     return np.ascontiguousarray(apply_orientation(image, orientation))
 
 
-def _decode_with_opencv(path: Path) -> np.ndarray:
-    """JPEG/PNG (and TIFF fallback) via OpenCV; stored values, RGB, no orientation."""
+_JPEG_EOI = b"\xff\xd9"
+
+
+def _decode_jpeg(path: Path) -> np.ndarray:
+    """A JPEG's stored values; one whose scan is whole but whose end marker is missing
+    (a card writer or a copy that lost the last two bytes) is decoded, with a warning.
+
+    libjpeg refuses a file without its EOI marker, and accepts a cut-off scan once one
+    is appended (it fills the missing blocks in). Decoding twice, once with filler
+    bytes before the appended marker, tells the two apart: a whole scan ends before
+    the filler, which is then skipped, so both decodes agree; a cut-off scan reads the
+    filler as image data, so they differ.
+    """
     data = np.fromfile(path, dtype=np.uint8)
+    if bytes(data[-2:]) == _JPEG_EOI or data.size < 4:
+        return _decode_with_opencv(path, data)
+    ended = np.frombuffer(data.tobytes() + _JPEG_EOI, dtype=np.uint8)
+    padded = np.frombuffer(data.tobytes() + b"\x55" * 64 + _JPEG_EOI, dtype=np.uint8)
+    with _libjpeg_silenced():  # its "Corrupt JPEG data" lines would garble our one-line report
+        image = _decode_with_opencv(path, ended)
+        whole = np.array_equal(image, _decode_with_opencv(path, padded))
+    if not whole:
+        raise UnsupportedInput("cannot decode image (truncated or corrupt file: the scan data is cut off)", path)
+    warnings.warn(f"{path}: JPEG lacks its end marker; every scan line is present, decoded as is", UserWarning)
+    return image
+
+
+@contextmanager
+def _libjpeg_silenced():
+    """Send the C library's stderr (file descriptor 2) to /dev/null for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _decode_with_opencv(path: Path, data: np.ndarray | None = None) -> np.ndarray:
+    """JPEG/PNG (and TIFF fallback) via OpenCV; stored values, RGB, no orientation.
+
+    ``data``: the file's bytes, when the caller has them (already read or repaired).
+    """
+    if data is None:
+        data = np.fromfile(path, dtype=np.uint8)
     # IMREAD_UNCHANGED keeps 16 bits and alpha, and leaves EXIF orientation to us, so
     # that every format is rotated by the same code.
     try:

@@ -1,4 +1,4 @@
-"""Writing the fused image: 8/16-bit PNG or TIFF, or 32-bit float TIFF, atomically.
+"""Writing the fused image: 8/16-bit PNG or TIFF, 8-bit JPEG, or 32-bit float TIFF, atomically.
 
 The file is first written under a hidden temporary name in the output folder,
 metadata is embedded there, the data is flushed to disk, and only then is the
@@ -25,6 +25,10 @@ from uhdfuse.io.metadata import OutputMetadata, embed_metadata, prepare_metadata
 
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 PNG_SUFFIXES = frozenset({".png"})
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+# Below this quality the eye no longer tells full-resolution chroma from 4:2:0, and the
+# file is a fifth smaller; above it, photographers proofing colour edges expect 4:4:4.
+FULL_CHROMA_QUALITY = 90
 
 
 def write_image(
@@ -34,12 +38,14 @@ def write_image(
     bit_depth: int,
     metadata: OutputMetadata | None = None,
     force: bool = False,
+    quality: int = 95,
 ) -> Path:
     """Write ``image`` to ``path`` (format from the suffix) and return ``path``.
 
     ``image`` is float ``(H, W, 3)`` RGB. For ``bit_depth`` 8 or 16 it is
     display-encoded in [0, 1] (clipped, then rounded to ``uint8``/``uint16``); for 32
-    it is linear and written as float TIFF (PNG cannot hold it).
+    it is linear and written as float TIFF (PNG cannot hold it). JPEG is 8-bit, at
+    ``quality`` (1-100), with full-resolution chroma from ``FULL_CHROMA_QUALITY`` up.
 
     ``metadata``: carry the reference frame's EXIF/IPTC/XMP/ICC over and record
     provenance (see :func:`uhdfuse.io.metadata.prepare_metadata`); None writes the
@@ -54,14 +60,18 @@ def write_image(
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in TIFF_SUFFIXES | PNG_SUFFIXES:
+    if suffix not in TIFF_SUFFIXES | PNG_SUFFIXES | JPEG_SUFFIXES:
         raise OutputError(
-            f"unsupported output type '{path.suffix}'; use .tif, .tiff or .png", path
+            f"unsupported output type '{path.suffix}'; use .tif, .tiff, .png or .jpg", path
         )
     if bit_depth not in (8, 16, 32):
         raise OutputError(f"unsupported bit depth {bit_depth}; use 8, 16 or 32", path)
-    if bit_depth == 32 and suffix in PNG_SUFFIXES:
+    if bit_depth == 32 and suffix not in TIFF_SUFFIXES:
         raise OutputError("32-bit float output needs a TIFF file (.tif)", path)
+    if suffix in JPEG_SUFFIXES and bit_depth != 8:
+        raise OutputError("JPEG holds 8 bits per channel; write .tif or .png for 16-bit", path)
+    if not 1 <= quality <= 100:
+        raise OutputError(f"JPEG quality {quality} is not between 1 and 100", path)
     if path.is_dir():
         raise OutputError("is a folder", path)
     if (path.exists() or path.is_symlink()) and not force:
@@ -82,7 +92,7 @@ def write_image(
             metadata,
             size=(width, height),
             bit_depth=bit_depth,
-            container="png" if suffix in PNG_SUFFIXES else "tiff",
+            container="png" if suffix in PNG_SUFFIXES else "jpeg" if suffix in JPEG_SUFFIXES else "tiff",
         )
         for note in prepared.warnings:
             warnings.warn(note, stacklevel=2)
@@ -92,6 +102,8 @@ def write_image(
     try:
         if suffix in PNG_SUFFIXES:
             _write_png(temp, pixels, prepared.icc if prepared is not None else None, path)
+        elif suffix in JPEG_SUFFIXES:
+            _write_jpeg(temp, pixels, quality, path)
         else:
             _write_tiff(temp, pixels)
         if prepared is not None:
@@ -100,7 +112,7 @@ def write_image(
                     f"{path}: metadata not embedded (too large for a classic TIFF)", stacklevel=2
                 )
             else:
-                embed_metadata(temp, prepared, with_icc=suffix in TIFF_SUFFIXES)
+                embed_metadata(temp, prepared, with_icc=suffix not in PNG_SUFFIXES)
         _fsync(temp)
         os.replace(temp, path)
     except BaseException as exc:
@@ -164,6 +176,16 @@ def _write_png(temp: Path, pixels: np.ndarray, icc: bytes | None, target: Path) 
         data = _png_insert_icc(data, icc)
     with open(temp, "wb") as fh:
         fh.write(data)
+
+
+def _write_jpeg(temp: Path, pixels: np.ndarray, quality: int, target: Path) -> None:
+    chroma = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444 if quality >= FULL_CHROMA_QUALITY else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, chroma]
+    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(pixels[:, :, ::-1]), params)
+    if not ok:
+        raise OutputError("cannot encode JPEG", target)
+    with open(temp, "wb") as fh:
+        fh.write(encoded.tobytes())
 
 
 def _png_insert_icc(png: bytes, icc: bytes) -> bytes:
