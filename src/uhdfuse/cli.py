@@ -1,7 +1,9 @@
 """The ``uhdfuse`` command: parses, reports, and leaves the work to the library.
 
-Human output goes to stderr (rich); ``--json`` prints one JSON object per result on
-stdout. Exit codes: 0 success, 1 failure (bad input, failed alignment, unwritable
+What a command is asked for goes to stdout: the tables of ``info`` and ``batch
+--dry-run``, or ``--json`` objects. Progress, warnings, errors and the human report of
+``merge`` and ``batch`` go to stderr. Piped or redirected, tables keep their full
+width and carry no colour. Exit codes: 0 success, 1 failure (bad input, failed alignment, unwritable
 output, model), 2 usage error, 3 batch with some brackets failed, 130 interrupted
 (SIGINT, Ctrl-C), 143 terminated (SIGTERM). Interrupted or terminated, no partial
 output is left behind.
@@ -22,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .config import ALIGN_MODELS, ENGINES, RESPONSES, AlignConfig, MergeConfig
+from .config import ALIGN_MODELS, ENGINES, PREFERENCES, RESPONSES, AlignConfig, MergeConfig
 from .errors import UhdfuseError, UsageError
 from .io.read import DEFAULT_MAX_PIXELS
 
@@ -32,7 +34,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Fuse exposure brackets (RAW or JPEG) into one 16-bit image that keeps the camera's metadata.",
 )
-err = Console(stderr=True, highlight=False)
+# Rich cuts tables to 80 columns when it cannot ask a terminal: give a pipe the whole width.
+_PIPE_WIDTH = 10_000
+
+
+def _console(stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else _PIPE_WIDTH
+    return Console(stderr=stderr, highlight=False, width=width)
+
+
+err = _console(stderr=True)
 
 
 def _version(value: bool) -> None:
@@ -125,7 +137,7 @@ def _warn_to_stderr() -> None:
 @app.command()
 def merge(
     inputs: list[Path] = typer.Argument(..., help="A folder holding one bracket, or the bracket's files."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output file: .tif (default 16-bit) or .png."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output file: .tif, .png (16-bit by default) or .jpg."),
     engine: str = typer.Option("ipl", "--engine", "-e", help=f"Fusion engine: {' | '.join(ENGINES)}."),
     align: str = typer.Option("auto", "--align", help=f"Motion model: {' | '.join(ALIGN_MODELS)}."),
     crop: bool = typer.Option(True, "--crop/--no-crop", help="Crop to the area every aligned frame covers."),
@@ -137,7 +149,11 @@ def merge(
         "srgb", "--response", help=f"How JPEG/PNG/TIFF values are linearised: {' | '.join(RESPONSES)}."
     ),
     hdr: bool = typer.Option(False, "--hdr", help="Write the linear radiance merge as a 32-bit float TIFF."),
-    bit_depth: int = typer.Option(16, "--bit-depth", "-b", help="8 or 16 bits per channel (32 with --hdr)."),
+    bit_depth: Optional[int] = typer.Option(
+        None, "--bit-depth", "-b", help="8 or 16 bits per channel. Default: 16 for TIFF/PNG, 8 for JPEG."
+    ),
+    quality: int = typer.Option(95, "--quality", "-q", min=1, max=100, help="JPEG quality (full-resolution chroma from 90)."),
+    prefer: str = typer.Option("raw", "--prefer", help="Of RAW+JPEG pairs, fuse the raw (default) or the jpeg files."),
     device: str = typer.Option("auto", "--device", help="IPL engine device: auto | cpu | cuda | mps."),
     chunk: Optional[int] = typer.Option(None, "--chunk", min=1, help="IPL slice height in tokens."),
     cache_bits: int = typer.Option(8, "--cache-bits", help="IPL attention-cache precision: 16, 8 or 4."),
@@ -157,14 +173,17 @@ def merge(
     _choice(align, ALIGN_MODELS, "--align")
     _choice(response, RESPONSES, "--response")
     _choice(device, ("auto", "cpu", "cuda", "mps"), "--device")
+    _choice(prefer, PREFERENCES, "--prefer")
     if cache_bits not in (16, 8, 4):
         raise typer.BadParameter(f"{cache_bits} is not 16, 8 or 4", param_hint="--cache-bits")
-    if bit_depth not in (8, 16, 32):
+    if bit_depth is not None and bit_depth not in (8, 16, 32):
         raise typer.BadParameter(f"{bit_depth} is not 8, 16 or 32", param_hint="--bit-depth")
     config = MergeConfig(
         engine=engine,  # type: ignore[arg-type]
         hdr=hdr,
-        bit_depth=32 if hdr else bit_depth,
+        bit_depth=bit_depth,
+        quality=quality,
+        prefer=prefer,  # type: ignore[arg-type]
         reference=_parse_reference(reference),
         ev=_parse_ev(ev),
         response=response,  # type: ignore[arg-type]
@@ -179,8 +198,6 @@ def merge(
 
     _warn_to_stderr()
     with _reported(debug), _sigterm_interrupts():
-        if hdr and bit_depth not in (16, 32):
-            raise UsageError("--hdr always writes 32-bit float; drop --bit-depth")
         with err.status("reading", spinner="dots") as status:
             result = run_merge(
                 inputs, output, config, on_stage=lambda name: status.update(f"{name}…"), max_pixels=max_pixels
@@ -190,11 +207,10 @@ def merge(
     if as_json:
         typer.echo(json.dumps(result.to_json()))
     evs = ", ".join(f"{e:+.2f}" for e in result.ev)
-    total = sum(result.timings.values())
     err.print(
         f"[green]wrote[/] {result.output} ({result.size[0]}x{result.size[1]}, {result.engine}, "
         f"EV {evs} from {result.ev_source}, reference {result.inputs[result.reference].name}, "
-        f"align {result.align_model}) in {total:.1f} s",
+        f"align {result.align_model}) in {result.seconds:.1f} s: {result.timings_line()}",
         soft_wrap=True,
     )
 
@@ -212,6 +228,7 @@ def info(
     inputs: list[Path] = typer.Argument(..., help="A folder holding one bracket, or the bracket's files."),
     ev: Optional[str] = typer.Option(None, "--ev", help="EV of each input, in input order."),
     reference: Optional[str] = typer.Option(None, "--reference", "-r", help="Reference frame: file name or index."),
+    prefer: str = typer.Option("raw", "--prefer", help="Of RAW+JPEG pairs, use the raw (default) or the jpeg files."),
     max_pixels: int = typer.Option(
         DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="Refuse inputs whose header claims more pixels (decompression bombs)."
     ),
@@ -224,9 +241,10 @@ def info(
     """
     from .pipeline import load_bracket
 
+    _choice(prefer, PREFERENCES, "--prefer")
     _warn_to_stderr()
     with _reported(debug):
-        config = MergeConfig(ev=_parse_ev(ev), reference=_parse_reference(reference))
+        config = MergeConfig(ev=_parse_ev(ev), reference=_parse_reference(reference), prefer=prefer)  # type: ignore[arg-type]
         bracket = load_bracket(inputs, config, max_pixels=max_pixels)
     frames = [
         {
@@ -257,7 +275,9 @@ def info(
             )
         )
         return
-    table = Table(title=f"{len(frames)} frames · {cam.make or '?'} {cam.model or ''} · EV from {bracket.ev_source}")
+    from .bracket import camera_name
+
+    table = Table(title=f"{len(frames)} frames · {camera_name(cam) or '?'} · EV from {bracket.ev_source}")
     for col in ("", "file", "EV", "shutter", "f", "ISO", "bias", "kind", "size"):
         table.add_column(col)
     for fr in frames:
@@ -272,8 +292,9 @@ def info(
             f"{fr['kind']} {fr['bit_depth']}-bit",
             f"{fr['size'][0]}x{fr['size'][1]}",
         )
-    err.print(table)
-    err.print("★ reference frame (the output keeps its geometry and metadata)")
+    out = _console(stderr=False)
+    out.print(table)
+    out.print("★ reference frame (the output keeps its geometry and metadata)")
 
 
 @app.command()
@@ -337,11 +358,16 @@ def batch(
     name: str = typer.Option(
         "{date}_{first}_{n}", "--name", help="Output name: {date} {time} {first} {last} {n} {index} {camera}."
     ),
-    fmt: str = typer.Option("tif", "--format", help="Output format: tif | png."),
+    fmt: str = typer.Option("tif", "--format", help="Output format: tif | png | jpg."),
+    quality: int = typer.Option(95, "--quality", "-q", min=1, max=100, help="JPEG quality (full-resolution chroma from 90)."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Look into subfolders (a card's DCIM/100CANON, ...)."),
+    prefer: str = typer.Option("raw", "--prefer", help="Of RAW+JPEG pairs, fuse the raw (default) or the jpeg files."),
     engine: str = typer.Option("ipl", "--engine", "-e", help=f"Fusion engine: {' | '.join(ENGINES)}."),
     align: str = typer.Option("auto", "--align", help=f"Motion model: {' | '.join(ALIGN_MODELS)}."),
     hdr: bool = typer.Option(False, "--hdr", help="Write linear radiance maps (32-bit float TIFF)."),
-    bit_depth: int = typer.Option(16, "--bit-depth", "-b", help="8 or 16 bits per channel."),
+    bit_depth: Optional[int] = typer.Option(
+        None, "--bit-depth", "-b", help="8 or 16 bits per channel. Default: 16 for TIFF/PNG, 8 for JPEG."
+    ),
     device: str = typer.Option("auto", "--device", help="IPL engine device: auto | cpu | cuda | mps."),
     consistent: bool = typer.Option(False, "--consistent", help="One exposure normalisation for the whole shoot."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Brackets fused at once (processes)."),
@@ -363,8 +389,10 @@ def batch(
     """
     from .batch import BatchOptions, output_names, plan, run_batch
     from .bracket import find_groups
+    from .pipeline import output_bit_depth
 
-    _choice(fmt, ("tif", "tiff", "png"), "--format")
+    _choice(fmt, ("tif", "tiff", "png", "jpg", "jpeg"), "--format")
+    _choice(prefer, PREFERENCES, "--prefer")
     _choice(engine, ENGINES, "--engine")
     _choice(align, ALIGN_MODELS, "--align")
     _choice(executor, ("local", "ray"), "--executor")
@@ -375,18 +403,26 @@ def batch(
             raise UsageError("--frames and --folders are two ways to group; choose one")
         if output is None and not dry_run:
             raise UsageError("give an output folder with -o (or --dry-run to only show the groups)")
-        if bit_depth not in (8, 16):
-            raise UsageError(f"--bit-depth {bit_depth} is not 8 or 16 (--hdr writes 32-bit float)")
         mode = "folders" if folders else "frames" if frames is not None else "auto"
-        groups = find_groups(_batch_inputs(inputs), mode=mode, gap=gap, frames=frames)  # type: ignore[arg-type]
+        shoot = find_groups(
+            _batch_inputs(inputs), mode=mode, gap=gap, frames=frames,  # type: ignore[arg-type]
+            recursive=recursive, prefer=prefer,  # type: ignore[arg-type]
+            exclude=[output] if output is not None else [],
+        )  # fmt: skip
+        for note in shoot.notes:
+            err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        groups = shoot.groups
         config = MergeConfig(
             engine=engine,  # type: ignore[arg-type]
             hdr=hdr,
-            bit_depth=32 if hdr else bit_depth,
+            bit_depth=bit_depth,
+            quality=quality,
+            prefer=prefer,  # type: ignore[arg-type]
             align=AlignConfig(model=align),  # type: ignore[arg-type]
             device=device,  # type: ignore[arg-type]
             force=force,
         )
+        output_bit_depth("." + fmt, config)  # the format and depth, checked once for all brackets
         options = BatchOptions(
             output_dir=output or Path("."), config=config, template=name, suffix="." + fmt,
             workers=workers, executor=executor, address=address,  # type: ignore[arg-type]
@@ -400,7 +436,8 @@ def batch(
                 for i, g in enumerate(groups):
                     line = g.to_json() | {"output": names.get(i), "up_to_date": i in names and names[i] not in todo}
                     typer.echo(json.dumps(line))
-            err.print(_groups_table(groups, names))
+            else:
+                _console(stderr=False).print(_groups_table(groups, names))
             return
         summary = _run_batch_with_progress(groups, options, as_json, run_batch)
     for o in summary.outcomes:
