@@ -116,7 +116,7 @@ def _names(groups, kind: str) -> list[list[str]]:
 
 def test_auto_grouping_finds_exactly_the_intended_brackets(shoot) -> None:
     folder, intended = shoot
-    groups = find_groups([folder])
+    groups = find_groups([folder]).groups
     assert _names(groups, "bracket") == intended["brackets"]
     assert _names(groups, "single") == intended["singles"]
     assert _names(groups, "unreadable") == intended["unreadable"]
@@ -132,13 +132,14 @@ def test_auto_grouping_finds_exactly_the_intended_brackets(shoot) -> None:
 def test_grouping_does_not_depend_on_the_order_files_are_given(shoot) -> None:
     folder, intended = shoot
     files = sorted(folder.iterdir(), reverse=True)
-    assert _names(find_groups(files), "bracket") == intended["brackets"]
+    assert _names(find_groups(files).groups, "bracket") == intended["brackets"]
 
 
 def test_time_gap_splits_brackets(shoot) -> None:
     folder, _ = shoot
-    # 0.5 s: frames one second apart no longer belong together (only same-second ones do)
-    brackets = _names(find_groups([folder], gap=0.5), "bracket")
+    # 0.05 s: frames one second apart no longer belong together (only same-second ones do),
+    # not even as a hand-triggered bracket, whose pauses may be 10x the gap (0.5 s)
+    brackets = _names(find_groups([folder], gap=0.05).groups, "bracket")
     assert brackets == [["A_0001.jpg", "A_0002.jpg"]]
     with pytest.raises(UsageError):
         group_auto(scan([folder / "A_0001.jpg"]), gap=float("nan"))
@@ -146,7 +147,7 @@ def test_time_gap_splits_brackets(shoot) -> None:
 
 def test_fixed_size_sets_and_leftovers(shoot) -> None:
     folder, _ = shoot
-    groups = find_groups([folder], mode="frames", frames=5)
+    groups = find_groups([folder], mode="frames", frames=5).groups
     assert [len(g.paths) for g in groups if g.kind == "bracket"] == [5, 5, 5, 5]
     assert [len(g.paths) for g in groups if g.kind == "leftover"] == [1]
     assert _names(groups, "bracket")[0] == ["A_0001.jpg", "A_0002.jpg", "A_0003.jpg", "A_0008.jpg", "A_0004.jpg"]
@@ -161,7 +162,7 @@ def test_folder_per_bracket(tmp_path: Path) -> None:
         sub.mkdir()
         for n, b in enumerate(biases):  # times and exposures say nothing: folders decide
             write_frame(sub / f"f{n}.jpg", scene, bias=b, when=T0)
-    groups = find_groups([tmp_path], mode="folders")
+    groups = find_groups([tmp_path], mode="folders").groups
     assert [(g.kind, len(g.paths)) for g in groups] == [("bracket", 3), ("single", 1), ("bracket", 5)]
     assert groups[0].reason == "folder set0/ holds 3 images"
 
@@ -169,7 +170,7 @@ def test_folder_per_bracket(tmp_path: Path) -> None:
 def test_files_without_exposure_or_time_are_singles(tmp_path: Path) -> None:
     for n in range(3):
         Image.new("RGB", (32, 24), (n * 40, 0, 0)).save(tmp_path / f"plain{n}.jpg")
-    groups = find_groups([tmp_path])
+    groups = find_groups([tmp_path]).groups
     assert [g.kind for g in groups] == ["single"] * 3
     assert "--frames N" in groups[0].reason
 

@@ -438,8 +438,10 @@ def test_write_image_refuses_bad_requests_before_writing(tmp_path):
     image = np.zeros((4, 4, 3), np.float32)
     with pytest.raises(OutputError, match="TIFF"):
         write_image(tmp_path / "hdr.png", image, bit_depth=32)
-    with pytest.raises(OutputError, match=r"'\.jpg'"):
-        write_image(tmp_path / "out.jpg", image, bit_depth=8)
+    with pytest.raises(OutputError, match=r"'\.webp'"):
+        write_image(tmp_path / "out.webp", image, bit_depth=8)
+    with pytest.raises(OutputError, match="JPEG holds 8 bits"):
+        write_image(tmp_path / "out.jpg", image, bit_depth=16)
     target = tmp_path / "exists.png"
     target.write_bytes(b"precious")
     with pytest.raises(OutputError, match="exists; use --force to overwrite"):
