@@ -375,3 +375,15 @@ def test_printed_total_is_the_wall_time_with_parts_inside_their_stage(card: Path
     assert t["fuse_model"] + t["fuse_render"] <= t["fuse"]  # parts of the fuse stage, not more stages
     assert stages <= report["seconds"] < stages + t["fuse_model"] + t["fuse_render"]
     assert f"in {report['seconds']:.1f} s" in result.stderr and "fuse " in result.stderr and "(model" in result.stderr
+
+
+def test_brackets_keep_to_one_kind_of_file(tmp_path: Path) -> None:
+    # the same bracket exported as JPEG into another folder of the shoot: two brackets, never a mix
+    for n, ev in enumerate((0, -2, 2)):
+        when = T0 + timedelta(seconds=n)
+        write_raw_pair(tmp_path / "raw", f"IMG_000{n + 1}", ev=ev, when=when)
+        (tmp_path / "raw" / f"IMG_000{n + 1}.JPG").rename(tmp_path / f"export_{n + 1}.jpg")
+    assert _groups(tmp_path) == [
+        ["IMG_0001.DNG", "IMG_0002.DNG", "IMG_0003.DNG"],
+        ["export_1.jpg", "export_2.jpg", "export_3.jpg"],
+    ]

@@ -100,3 +100,14 @@ def test_inconsistent_brackets_are_refused_naming_the_file() -> None:
     b = _frame(_scene(64, 64), 1, "b.jpg")
     with pytest.raises(InconsistentBracket, match="b.jpg.*differs"):
         build_bracket([a, b])
+
+
+def test_same_exposure_warning_quotes_evs_relative_to_the_reference() -> None:
+    # absolute log2 exposures (-8.2 ...) must not leak into a message next to a table of relative EVs
+    scene = _scene()
+    frames = [_frame(scene, e, f"{i}.jpg") for i, e in enumerate((-4.0, -4.0, -2.0, 0.0, 2.0))]
+    with pytest.warns(ExposureWarning) as caught:
+        bracket = build_bracket(frames, ev=(-12.0, -12.0, -10.0, -8.0, -6.0), reference=3)
+    assert bracket.ev[0] == bracket.ev[1] == -4.0
+    notes = [str(w.message) for w in caught]
+    assert any("same exposure (EV -4.00)" in n for n in notes), notes

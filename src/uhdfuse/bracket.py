@@ -2,7 +2,7 @@
 
 Three ways to group files:
 
-* ``auto`` (:func:`group_auto`): each camera body's frames, sorted by capture time
+* ``auto`` (:func:`group_auto`): each camera body's frames of one file format, sorted by capture time
   (then name), form a bracket while they share the lens, at the same focal
   length, resolution and orientation, each starting within ``gap`` seconds of the
   end of the previous exposure (capture time with SubSec, plus its exposure time),
@@ -45,7 +45,7 @@ import exiv2
 
 from uhdfuse.config import Prefer
 from uhdfuse.errors import UnsupportedInput, UsageError
-from uhdfuse.io import list_inputs, read_metadata
+from uhdfuse.io import RAW_EXTENSIONS, list_inputs, read_metadata
 from uhdfuse.io.discover import discover
 from uhdfuse.types import CameraInfo, ExposureInfo
 
@@ -79,6 +79,14 @@ class FrameInfo:
     error: str | None = None  # why the file cannot be used (then the rest is defaults)
     auto_bracket: bool | None = None  # EXIF ExposureMode says auto bracket; None when not recorded
     manual: bool | None = None  # EXIF ExposureProgram says manual; None when not recorded
+
+    @property
+    def format(self) -> str:
+        """The kind of file, for keeping brackets to one: "raw", "jpeg", "png" or "tiff"."""
+        suffix = self.path.suffix.lower()
+        if suffix in RAW_EXTENSIONS:
+            return "raw"
+        return {".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}.get(suffix, suffix.lstrip("."))
 
     @property
     def end(self) -> datetime | None:
@@ -280,11 +288,13 @@ def group_auto(frames: Sequence[FrameInfo], *, gap: float = DEFAULT_GAP) -> list
     """
     if not (gap >= 0 and math.isfinite(gap)):
         raise UsageError(f"--gap must be a non-negative number of seconds, got {gap}")
-    # Each camera body is its own stream: a second shooter's frames, interleaved in
-    # time, must not break the first one's brackets.
+    # Each camera body and file format is its own stream: a second shooter's frames,
+    # interleaved in time, must not break the first one's brackets, and a bracket is
+    # fused from one kind of file (RAWs whose JPEGs were renamed or exported elsewhere
+    # form their own brackets).
     streams: dict[tuple, list[FrameInfo]] = {}
     for f in capture_sorted([f for f in frames if f.error is None]):
-        streams.setdefault((f.camera.make, f.camera.model), []).append(f)
+        streams.setdefault((f.camera.make, f.camera.model, f.format), []).append(f)
     groups: list[Group] = []
     for stream in streams.values():
         groups.extend(_group_stream(stream, gap))
