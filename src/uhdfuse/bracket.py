@@ -321,14 +321,21 @@ def _group_stream(usable: Sequence[FrameInfo], gap: float) -> list[Group]:
         """A run held together by slow joins needs MIN_SLOW_FRAMES; else it falls apart at them."""
         nonlocal run
         if any(slow_joins) and len(run) < MIN_SLOW_FRAMES:
-            whole, pieces = run, []
-            for f, slow in zip(whole, slow_joins):
-                if slow:
+            pieces: list[list[FrameInfo]] = []
+            for f, slow in zip(run, slow_joins):
+                if slow or not pieces:
                     pieces.append([])
-                pieces[-1].append(f) if pieces else pieces.append([f])
-            for k, piece in enumerate(pieces):
+                pieces[-1].append(f)
+            for piece, following in zip(pieces, [*pieces[1:], None]):
                 run = piece
-                close_run(why_next if k == len(pieces) - 1 else "a pause too long for a bracket this short")
+                if following is None:
+                    close_run(why_next)
+                else:
+                    pause = (following[0].time - piece[-1].end).total_seconds()  # type: ignore[operator]
+                    close_run(
+                        f"{_seconds(pause)} s after the previous exposure ended (gap {gap:g} s; "
+                        f"a hand-triggered bracket needs {MIN_SLOW_FRAMES} frames)"
+                    )
         else:
             close_run(why_next)
 
