@@ -47,6 +47,7 @@ from uhdfuse.config import Prefer
 from uhdfuse.errors import UnsupportedInput, UsageError
 from uhdfuse.io import RAW_EXTENSIONS, list_inputs, read_metadata
 from uhdfuse.io.discover import discover
+from uhdfuse.io.metadata import find_datum
 from uhdfuse.types import CameraInfo, ExposureInfo
 
 GroupKind = Literal["bracket", "single", "leftover", "unreadable"]
@@ -178,8 +179,10 @@ def _frame_info(path: Path) -> FrameInfo:
 
 
 def _exif_text(exif: exiv2.ExifData, key: str) -> str | None:
-    found = exif.findKey(exiv2.ExifKey(key))
-    return None if found == exif.end() else found.toString().strip() or None
+    datum = find_datum(exif, key)
+    if datum is None:
+        return None
+    return datum.toString().strip() or None
 
 
 def _plain(exc: BaseException) -> str:
@@ -238,14 +241,14 @@ def _why_not_joined(prev: FrameInfo, nxt: FrameInfo, run: Sequence[FrameInfo], g
     if None not in (prev.auto_bracket, nxt.auto_bracket) and prev.auto_bracket != nxt.auto_bracket:
         return "the camera marks one of the two as an auto-bracket frame and not the other"
     pause = (nxt.time - prev.end).total_seconds()  # type: ignore[operator]
-    slow = pause <= SLOW_GAP_FACTOR * gap and _deliberate(prev, nxt) and _continues_progression(run, nxt)
-    if pause > gap and not slow:
+    slow = pause > gap
+    if slow and not (pause <= SLOW_GAP_FACTOR * gap and _deliberate(prev, nxt) and _continues_progression(run, nxt)):
         return f"{_seconds(pause)} s after the previous exposure ended (gap {gap:g} s)"
     if not _has_exposure(nxt) or not _has_exposure(prev):
         return "no exposure metadata"
     if any(_same_exposure(f, nxt) for f in run):
         return "repeats an exposure of the bracket"
-    return "slow" if pause > gap else None
+    return "slow" if slow else None
 
 
 def _seconds(value: float) -> str:
@@ -320,24 +323,20 @@ def _group_stream(usable: Sequence[FrameInfo], gap: float) -> list[Group]:
     def close_slow_run(why_next: str) -> None:
         """A run held together by slow joins needs MIN_SLOW_FRAMES; else it falls apart at them."""
         nonlocal run
-        if any(slow_joins) and len(run) < MIN_SLOW_FRAMES:
-            pieces: list[list[FrameInfo]] = []
-            for f, slow in zip(run, slow_joins):
-                if slow or not pieces:
-                    pieces.append([])
-                pieces[-1].append(f)
-            for piece, following in zip(pieces, [*pieces[1:], None]):
-                run = piece
-                if following is None:
-                    close_run(why_next)
-                else:
-                    pause = (following[0].time - piece[-1].end).total_seconds()  # type: ignore[operator]
-                    close_run(
-                        f"{_seconds(pause)} s after the previous exposure ended (gap {gap:g} s; "
-                        f"a hand-triggered bracket needs {MIN_SLOW_FRAMES} frames)"
-                    )
-        else:
+        if not any(slow_joins) or len(run) >= MIN_SLOW_FRAMES:
             close_run(why_next)
+            return
+        whole, run = run, run[:1]
+        for prev, f, slow in zip(whole, whole[1:], slow_joins[1:]):
+            if slow:
+                pause = (f.time - prev.end).total_seconds()  # type: ignore[operator]
+                close_run(
+                    f"{_seconds(pause)} s after the previous exposure ended (gap {gap:g} s; "
+                    f"a hand-triggered bracket needs {MIN_SLOW_FRAMES} frames)"
+                )
+                run = []
+            run.append(f)
+        close_run(why_next)
 
     slow_joins: list[bool] = []  # per frame of the run: did it join as a hand-triggered step
     for f in usable:

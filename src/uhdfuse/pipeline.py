@@ -25,9 +25,9 @@ from .exposure import build_bracket
 from .io import OutputMetadata, read_encoded, read_frame, read_metadata, write_image
 from .io.discover import check_one_kind, discover
 from .io.read import DEFAULT_MAX_PIXELS
+from .io.write import JPEG_SUFFIXES, OUTPUT_SUFFIXES, TIFF_SUFFIXES
 from .types import AlignedBracket, Bracket, FuseResult
 
-OUTPUT_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 StageCallback = Callable[[str], None]
 
 
@@ -57,9 +57,9 @@ def output_bit_depth(suffix: str, config: MergeConfig) -> int:
     given, suffix = suffix, suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise UsageError(f"unknown output format {given or '(none)'}; use .tif, .tiff, .png or .jpg")
-    jpeg = suffix in (".jpg", ".jpeg")
+    jpeg = suffix in JPEG_SUFFIXES
     if config.hdr:
-        if suffix not in (".tif", ".tiff"):
+        if suffix not in TIFF_SUFFIXES:
             raise UsageError("--hdr writes 32-bit float, which needs a .tif output")
         if config.bit_depth not in (None, 32):
             raise UsageError("--hdr always writes 32-bit float; drop --bit-depth")

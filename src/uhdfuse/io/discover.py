@@ -25,6 +25,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
 from uhdfuse.config import PREFERENCES, Prefer
 from uhdfuse.errors import InconsistentBracket, UnsupportedInput
 from uhdfuse.io.metadata import written_by_uhdfuse

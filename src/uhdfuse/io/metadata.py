@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -136,7 +136,7 @@ def _from_exiv2(path: Path) -> tuple[ExposureInfo, CameraInfo] | None:
 
     def raw_text(*keys: str) -> str | None:
         for key in keys:
-            datum = _find(exif, key) if key.startswith("Exif.") else _find(xmp, key)
+            datum = find_datum(exif, key) if key.startswith("Exif.") else find_datum(xmp, key)
             if datum is not None and datum.count() > 0:
                 value = _clean_text(datum.toString(0))
                 if value:
@@ -174,7 +174,7 @@ def _from_exiv2(path: Path) -> tuple[ExposureInfo, CameraInfo] | None:
     return exposure, camera
 
 
-def _find(data: exiv2.ExifData | exiv2.XmpData, key: str):  # noqa: ANN202 - exiv2 datum
+def find_datum(data: exiv2.ExifData | exiv2.XmpData, key: str):  # noqa: ANN202 - exiv2 datum
     """The datum for ``key`` or None (indexing would create the key)."""
     try:
         if key.startswith("Exif."):
@@ -355,14 +355,14 @@ def prepare_metadata(
             datum.typeName() == "Ascii" and not _clean_text(datum.toString())
         ):
             exif.add(datum)
-    if _find(exif, "Exif.Photo.LensModel") is None:
+    if find_datum(exif, "Exif.Photo.LensModel") is None:
         lens = maker_note_lens(ref_exif)
         if lens:
             exif["Exif.Photo.LensModel"] = lens
     # Both are mandatory in an EXIF directory.
-    if _find(exif, "Exif.Photo.ExifVersion") is None:
+    if find_datum(exif, "Exif.Photo.ExifVersion") is None:
         exif["Exif.Photo.ExifVersion"] = "48 50 51 50"  # "0232"
-    if _find(exif, "Exif.Photo.FlashpixVersion") is None:
+    if find_datum(exif, "Exif.Photo.FlashpixVersion") is None:
         exif["Exif.Photo.FlashpixVersion"] = "48 49 48 48"  # "0100"
 
     icc: bytes | None = None
@@ -374,7 +374,7 @@ def prepare_metadata(
     if display and (icc is None or icc != ref_icc):
         colour_space = "1" if metadata.colour_space.lower() == "srgb" else "65535"
     elif display:
-        previous = _find(ref_exif, "Exif.Photo.ColorSpace")
+        previous = find_datum(ref_exif, "Exif.Photo.ColorSpace")
         colour_space = previous.toString() if previous is not None else "65535"
     else:
         colour_space = "65535"  # "uncalibrated": linear data is not sRGB-encoded
@@ -392,7 +392,7 @@ def prepare_metadata(
     for datum in xmp:
         if not datum.key().startswith(_XMP_PREFIXES_DROPPED):
             out_xmp.add(datum)
-    if _find(out_xmp, "Xmp.tiff.Orientation") is not None:
+    if find_datum(out_xmp, "Xmp.tiff.Orientation") is not None:
         out_xmp["Xmp.tiff.Orientation"] = "1"
     out_xmp["Xmp.xmp.CreatorTool"] = metadata.software
     prefix = f"Xmp.{UHDFUSE_XMP_PREFIX}"
@@ -464,7 +464,6 @@ def repair_xmp(packet: str) -> tuple[exiv2.XmpData, list[str]]:
 def _without_repeated_attributes(text: str, dropped: list[str]) -> str:
     """XML with a repeated attribute in a start tag (not well-formed) keeps the first;
     the names of those removed are appended to ``dropped``."""
-    import re
 
     def fix(tag: re.Match) -> str:
         seen: set[str] = set()
@@ -494,7 +493,7 @@ _MAKER_NOTE_LENS_KEYS = (
 def maker_note_lens(exif: exiv2.ExifData) -> str | None:
     """Lens name from a maker note (CR2, NEF, ...), as exiv2 interprets it."""
     for key in _MAKER_NOTE_LENS_KEYS:
-        datum = _find(exif, key)
+        datum = find_datum(exif, key)
         if datum is None:
             continue
         try:
@@ -553,7 +552,7 @@ def embed_metadata(path: Path, prepared: PreparedMetadata, *, with_icc: bool = T
     image.readMetadata()
     exif = image.exifData()
     for key in ("Exif.Image.Software", "Exif.Image.ImageDescription", "Exif.Image.DateTime"):
-        existing = _find(exif, key)  # the pixel writer's own values, if any
+        existing = find_datum(exif, key)  # the pixel writer's own values, if any
         if existing is not None:
             exif.erase(existing)
     for datum in prepared.exif:
@@ -600,9 +599,9 @@ def written_by_uhdfuse(path: Path) -> bool:
         image.readMetadata()
     except exiv2.Exiv2Error:
         return False
-    if _find(image.xmpData(), f"Xmp.{UHDFUSE_XMP_PREFIX}.Sources") is not None:
+    if find_datum(image.xmpData(), f"Xmp.{UHDFUSE_XMP_PREFIX}.Sources") is not None:
         return True
-    software = _find(image.exifData(), "Exif.Image.Software")
+    software = find_datum(image.exifData(), "Exif.Image.Software")
     return software is not None and bool(_OUR_SOFTWARE.match(software.toString()))
 
 
@@ -618,10 +617,10 @@ def read_provenance(path: Path) -> tuple[str | None, tuple[tuple[str, float], ..
         raise UnsupportedInput(f"cannot read metadata ({_first_line(exc)})", path) from None
     xmp = image.xmpData()
     prefix = f"Xmp.{UHDFUSE_XMP_PREFIX}"
-    engine_datum = _find(xmp, f"{prefix}.Engine")
+    engine_datum = find_datum(xmp, f"{prefix}.Engine")
     engine = engine_datum.toString() if engine_datum is not None else None
     sources: list[tuple[str, float]] = []
-    seq = _find(xmp, f"{prefix}.Sources")
+    seq = find_datum(xmp, f"{prefix}.Sources")
     if seq is not None:
         for i in range(seq.count()):
             name, _, ev_text = seq.toString(i).rpartition("@")

@@ -26,6 +26,7 @@ from uhdfuse.io.metadata import OutputMetadata, embed_metadata, prepare_metadata
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 PNG_SUFFIXES = frozenset({".png"})
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+OUTPUT_SUFFIXES = TIFF_SUFFIXES | PNG_SUFFIXES | JPEG_SUFFIXES
 # Below this quality the eye no longer tells full-resolution chroma from 4:2:0, and the
 # file is a fifth smaller; above it, photographers proofing colour edges expect 4:4:4.
 FULL_CHROMA_QUALITY = 90
@@ -60,7 +61,7 @@ def write_image(
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in TIFF_SUFFIXES | PNG_SUFFIXES | JPEG_SUFFIXES:
+    if suffix not in OUTPUT_SUFFIXES:
         raise OutputError(
             f"unsupported output type '{path.suffix}'; use .tif, .tiff, .png or .jpg", path
         )
