@@ -5,12 +5,11 @@
 >>> result.ev, result.align_model                               # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
-from .config import AlignConfig, MergeConfig, MertensWeights  # noqa: E402
-from .errors import UhdfuseError  # noqa: E402
-from .pipeline import load_bracket, merge  # noqa: E402
-from .types import AlignedBracket, Bracket, Frame, FuseResult  # noqa: E402
+from .config import AlignConfig, MergeConfig, MertensWeights
+from .errors import UhdfuseError
+from .pipeline import load_bracket, merge
+from .types import AlignedBracket, Bracket, Frame, FuseResult
+from .version import __version__
 
 __all__ = [
     "AlignConfig",

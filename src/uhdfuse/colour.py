@@ -1,21 +1,25 @@
 """The sRGB transfer curve and Rec. 709 luma: the one place every module takes them from.
 
 All functions are vectorised over numpy arrays of any shape and return float32.
+Code that cannot use them (the model's torch path) builds its curve from the
+constants below.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# IEC 61966-2-1 constants. The encoding threshold is the linear value where the
-# two pieces of the curve meet; the decoding threshold is its encoded value.
-_LINEAR_THRESHOLD = 0.0031308
-_ENCODED_THRESHOLD = 0.04045
-_SLOPE = 12.92
-_GAMMA = 2.4
-_OFFSET = 0.055
+# IEC 61966-2-1: encoded = SLOPE * x below the linear threshold, else
+# (1 + OFFSET) * x ** (1 / GAMMA) - OFFSET. The linear threshold is where the two
+# pieces meet; the encoded threshold is its encoded value.
+SRGB_LINEAR_THRESHOLD = 0.0031308
+SRGB_ENCODED_THRESHOLD = 0.04045
+SRGB_SLOPE = 12.92
+SRGB_GAMMA = 2.4
+SRGB_OFFSET = 0.055
 
-REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+# Rec. 709 (= sRGB) primaries: linear R, G, B -> relative luminance Y.
+REC709_LUMA: tuple[float, float, float] = (0.2126, 0.7152, 0.0722)
 
 
 def srgb_encode(linear: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -32,13 +36,13 @@ def srgb_encode(linear: np.ndarray, *, out: np.ndarray | None = None) -> np.ndar
     # temporaries of the plain expression (and their page faults) cost more than
     # the arithmetic. The operations and their order are those of the textbook
     # formula, so results are bit-identical to it.
-    low = x <= np.float32(_LINEAR_THRESHOLD)
+    low = x <= np.float32(SRGB_LINEAR_THRESHOLD)
     # An explicit buffer also keeps 0-d input an array (ufuncs return scalars for it).
-    y = np.maximum(x, np.float32(_LINEAR_THRESHOLD), out=np.empty_like(x) if out is None else out)
-    np.power(y, np.float32(1.0 / _GAMMA), out=y)
-    y *= np.float32(1.0 + _OFFSET)
-    y -= np.float32(_OFFSET)
-    np.multiply(x, np.float32(_SLOPE), out=y, where=low)
+    y = np.maximum(x, np.float32(SRGB_LINEAR_THRESHOLD), out=np.empty_like(x) if out is None else out)
+    np.power(y, np.float32(1.0 / SRGB_GAMMA), out=y)
+    y *= np.float32(1.0 + SRGB_OFFSET)
+    y -= np.float32(SRGB_OFFSET)
+    np.multiply(x, np.float32(SRGB_SLOPE), out=y, where=low)
     return y
 
 
@@ -49,12 +53,12 @@ def srgb_decode(encoded: np.ndarray) -> np.ndarray:
     """
     e = np.asarray(encoded, dtype=np.float32)
     # In place in one float32 buffer, same operations as the textbook formula.
-    low = e <= np.float32(_ENCODED_THRESHOLD)
-    y = np.maximum(e, np.float32(_ENCODED_THRESHOLD), out=np.empty_like(e))
-    y += np.float32(_OFFSET)
-    y /= np.float32(1.0 + _OFFSET)
-    np.power(y, np.float32(_GAMMA), out=y)
-    np.divide(e, np.float32(_SLOPE), out=y, where=low)
+    low = e <= np.float32(SRGB_ENCODED_THRESHOLD)
+    y = np.maximum(e, np.float32(SRGB_ENCODED_THRESHOLD), out=np.empty_like(e))
+    y += np.float32(SRGB_OFFSET)
+    y /= np.float32(1.0 + SRGB_OFFSET)
+    np.power(y, np.float32(SRGB_GAMMA), out=y)
+    np.divide(e, np.float32(SRGB_SLOPE), out=y, where=low)
     return y
 
 
@@ -63,4 +67,4 @@ def luma(linear: np.ndarray) -> np.ndarray:
     rgb = np.asarray(linear, dtype=np.float32)
     if rgb.ndim < 1 or rgb.shape[-1] != 3:
         raise ValueError(f"luma needs an (..., 3) RGB array, got shape {rgb.shape}")
-    return (rgb @ REC709_LUMA).astype(np.float32, copy=False)
+    return (rgb @ np.array(REC709_LUMA, dtype=np.float32)).astype(np.float32, copy=False)

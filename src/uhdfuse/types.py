@@ -74,6 +74,7 @@ class Frame:
     bit_depth: int  # 8, 16 or 32 (float) for display files; sensor bits for RAW
     exposure: ExposureInfo = field(default_factory=ExposureInfo)
     camera: CameraInfo = field(default_factory=CameraInfo)
+    notes: tuple[str, ...] = ()  # what the reader tolerated (a missing JPEG end marker, ...)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -90,6 +91,32 @@ class Bracket:
     reference: int
     ev_source: EvSource
     warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict: each frame's file, EV and exposure, the reference, its camera."""
+        cam = self.frames[self.reference].camera
+        frames = [
+            {
+                "file": str(f.path),
+                "ev": round(e, 3),
+                "reference": i == self.reference,
+                "exposure_time": f.exposure.exposure_time,
+                "f_number": f.exposure.f_number,
+                "iso": f.exposure.iso,
+                "bias_ev": f.exposure.bias_ev,
+                "kind": f.source,
+                "bit_depth": f.bit_depth,
+                "size": list(f.size),
+            }
+            for i, (f, e) in enumerate(zip(self.frames, self.ev))
+        ]
+        return {
+            "frames": frames,
+            "ev_source": self.ev_source,
+            "reference": self.reference,
+            "camera": {"make": cam.make, "model": cam.model, "lens": cam.lens, "datetime": cam.datetime},
+            "warnings": list(self.warnings),
+        }
 
 
 @dataclass(frozen=True, eq=False)
