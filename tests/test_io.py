@@ -24,6 +24,7 @@ from uhdfuse.errors import OutputError, UnsupportedInput
 from uhdfuse.io import (
     SUPPORTED_EXTENSIONS,
     OutputMetadata,
+    check_output,
     keep_exif_key,
     list_inputs,
     read_encoded,
@@ -33,9 +34,9 @@ from uhdfuse.io import (
     srgb_icc_profile,
     write_image,
 )
-from uhdfuse.io import metadata as io_metadata
-from uhdfuse.types import ExposureInfo
 from uhdfuse.io import write as io_write
+from uhdfuse.io.metadata import maker_note_lens
+from uhdfuse.types import ExposureInfo
 
 from .tags import set_tags
 
@@ -321,6 +322,16 @@ def test_truncated_files_raise_unsupported_input(tmp_path):
         read_frame(tif)
 
 
+def test_jpeg_missing_only_its_end_marker_is_read_with_a_note(tmp_path):
+    whole = _save_rgb(tmp_path / "whole.jpg", _gradient())
+    assert read_frame(whole).notes == ()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[:-2])
+    frame = read_frame(cut)
+    np.testing.assert_array_equal(frame.image, read_frame(whole).image)
+    assert len(frame.notes) == 1 and "cut.jpg: JPEG lacks its end marker" in frame.notes[0]
+
+
 def test_cmyk_inputs_are_refused_with_a_clear_reason(tmp_path):
     Image.new("CMYK", (8, 8), (10, 20, 30, 40)).save(tmp_path / "cmyk.jpg")
     with pytest.raises(UnsupportedInput, match="CMYK"):
@@ -336,7 +347,7 @@ def test_pixel_limit_is_checked_from_the_header(tmp_path):
     tif = tmp_path / "a.tif"
     tifffile.imwrite(tif, _gradient(40, 50), photometric="rgb")
     for path in (png, jpg, tif):
-        with pytest.raises(UnsupportedInput, match=r"claims 50x40 pixels.*--max-pixels"):
+        with pytest.raises(UnsupportedInput, match=r"claims 50x40 pixels.*raise it with max_pixels"):
             read_frame(path, max_pixels=1999)
         assert read_frame(path, max_pixels=2000).size == (50, 40)
     # A bomb: a valid PNG header claiming 100000 x 100000 pixels and no data behind it.
@@ -418,7 +429,7 @@ def test_write_image_round_trips_code_values_exactly(tmp_path, name, bit_depth):
     codes = rng.integers(0, top + 1, size=(33, 47, 3))
     image = (codes / top).astype(np.float32)
     image[0, 0] = (-0.5, 1.5, np.nan)  # clipped; NaN -> 0
-    out = write_image(tmp_path / name, image, bit_depth=bit_depth)
+    out = write_image(tmp_path / name, image, bit_depth=bit_depth).path
     assert out == tmp_path / name
     read = read_encoded(out)
     assert read.dtype == (np.uint8 if bit_depth == 8 else np.uint16)
@@ -429,7 +440,7 @@ def test_write_image_round_trips_code_values_exactly(tmp_path, name, bit_depth):
 
 def test_write_float_tiff_is_lossless(tmp_path):
     linear = (np.random.default_rng(7).random((20, 30, 3)) * 50).astype(np.float32)
-    out = write_image(tmp_path / "hdr.tiff", linear, bit_depth=32)
+    out = write_image(tmp_path / "hdr.tiff", linear, bit_depth=32).path
     np.testing.assert_array_equal(tifffile.imread(out), linear)
     assert read_frame(out).bit_depth == 32
 
@@ -438,13 +449,13 @@ def test_write_image_refuses_bad_requests_before_writing(tmp_path):
     image = np.zeros((4, 4, 3), np.float32)
     with pytest.raises(OutputError, match="TIFF"):
         write_image(tmp_path / "hdr.png", image, bit_depth=32)
-    with pytest.raises(OutputError, match=r"'\.webp'"):
+    with pytest.raises(OutputError, match=r"unknown output format \.webp"):
         write_image(tmp_path / "out.webp", image, bit_depth=8)
     with pytest.raises(OutputError, match="JPEG holds 8 bits"):
         write_image(tmp_path / "out.jpg", image, bit_depth=16)
     target = tmp_path / "exists.png"
     target.write_bytes(b"precious")
-    with pytest.raises(OutputError, match="exists; use --force to overwrite"):
+    with pytest.raises(OutputError, match="already exists; use force=True to overwrite"):
         write_image(target, image, bit_depth=8)
     assert target.read_bytes() == b"precious"
     write_image(target, image, bit_depth=8, force=True)
@@ -452,8 +463,20 @@ def test_write_image_refuses_bad_requests_before_writing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.png"]
 
 
+def test_check_output_refuses_inputs_folders_and_existing_files(tmp_path):
+    frame = _save_rgb(tmp_path / "frame.png", _gradient(4, 4))
+    with pytest.raises(OutputError, match="is one of the inputs"):
+        check_output(tmp_path / "." / "frame.png", [frame], force=True)
+    with pytest.raises(OutputError, match="is a folder"):
+        check_output(tmp_path, [frame], force=True)
+    with pytest.raises(OutputError, match="already exists; use force=True to overwrite"):
+        check_output(frame)
+    check_output(frame, force=True)
+    check_output(tmp_path / "new.tif", [frame])
+
+
 def test_write_image_creates_missing_folders(tmp_path):
-    out = write_image(tmp_path / "a" / "b" / "o.png", np.ones((2, 2, 3), np.float32), bit_depth=8)
+    out = write_image(tmp_path / "a" / "b" / "o.png", np.ones((2, 2, 3), np.float32), bit_depth=8).path
     assert out.is_file()
 
 
@@ -515,7 +538,7 @@ def _metadata(reference: Path) -> OutputMetadata:
 @pytest.mark.parametrize("name", ["fused.tif", "fused.png"])
 def test_metadata_is_carried_over_to_16bit_output(tmp_path, io_camera_jpeg, name):
     pixels = np.random.default_rng(8).random((40, 56, 3)).astype(np.float32)
-    out = write_image(tmp_path / "out" / name, pixels, bit_depth=16, metadata=_metadata(io_camera_jpeg))
+    out = write_image(tmp_path / "out" / name, pixels, bit_depth=16, metadata=_metadata(io_camera_jpeg)).path
 
     # Pixels survive exiv2 rewriting the file.
     read = tifffile.imread(out) if name.endswith(".tif") else read_encoded(out)
@@ -555,7 +578,7 @@ def test_metadata_is_carried_over_to_16bit_output(tmp_path, io_camera_jpeg, name
 def test_rotated_reference_gives_orientation_1(tmp_path):
     ref = _tag_camera_file(_save_rgb(tmp_path / "r.jpg", _gradient()), orientation=6)
     out = write_image(tmp_path / "o.tif", np.zeros((64, 48, 3), np.float32), bit_depth=8,
-                      metadata=_metadata(ref))
+                      metadata=_metadata(ref)).path
     exif, xmp, _ = _exiv2_keys(out)
     assert exif["Exif.Image.Orientation"] == "1" and xmp["Xmp.tiff.Orientation"] == "1"
     assert read_frame(out).image.shape == (64, 48, 3)
@@ -564,11 +587,11 @@ def test_rotated_reference_gives_orientation_1(tmp_path):
 def test_untagged_reference_gets_srgb_profile_and_float_output_none(tmp_path):
     ref = _save_rgb(tmp_path / "plain.png", _gradient(8, 8))
     display = write_image(tmp_path / "o.png", np.zeros((8, 8, 3), np.float32), bit_depth=8,
-                          metadata=_metadata(ref))
+                          metadata=_metadata(ref)).path
     exif, _, icc = _exiv2_keys(display)
     assert icc == srgb_icc_profile() and exif["Exif.Photo.ColorSpace"] == "1"
     hdr = write_image(tmp_path / "o.tif", np.zeros((8, 8, 3), np.float32), bit_depth=32,
-                      metadata=_metadata(ref))
+                      metadata=_metadata(ref)).path
     exif, xmp, icc = _exiv2_keys(hdr)
     assert icc is None and exif["Exif.Photo.ColorSpace"] == "65535"
     assert xmp["Xmp.uhdfuse.ColourSpace"] == "linear"
@@ -584,9 +607,10 @@ def test_raw_sidecar_xmp_is_carried_and_unreadable_reference_only_warns(tmp_path
         'xmlns:crs="http://ns.adobe.com/camera-raw-settings/1.0/" xmp:Rating="5" crs:Exposure2012="+1.0"/>'
         '</rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
     )
-    with pytest.warns(UserWarning, match="metadata not carried over"):
-        out = write_image(tmp_path / "o.png", np.zeros((4, 4, 3), np.float32), bit_depth=8,
+    written = write_image(tmp_path / "o.png", np.zeros((4, 4, 3), np.float32), bit_depth=8,
                           metadata=_metadata(raw))
+    assert any("metadata not carried over" in note for note in written.notes)
+    out = written.path
     _, xmp, icc = _exiv2_keys(out)
     assert xmp["Xmp.xmp.Rating"] == "5" and "Xmp.crs.Exposure2012" not in xmp
     assert icc == srgb_icc_profile()
@@ -608,17 +632,17 @@ def test_maker_note_lens_fills_lens_model():
     exif = exiv2.ExifData()
     exif["Exif.Image.Make"] = "Canon"
     exif["Exif.Canon.LensModel"] = "EF-S18-55mm f/3.5-5.6 IS"
-    assert io_metadata.maker_note_lens(exif) == "EF-S18-55mm f/3.5-5.6 IS"
+    assert maker_note_lens(exif) == "EF-S18-55mm f/3.5-5.6 IS"
     unknown = exiv2.ExifData()
     unknown["Exif.CanonCs.LensType"] = "173"  # an id exiv2 cannot name out of context
-    assert io_metadata.maker_note_lens(unknown) is None
+    assert maker_note_lens(unknown) is None
 
 
 @pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
 @pytest.mark.parametrize("name", ["fused.tif", "fused.png"])
 def test_exiftool_reads_the_output_without_errors(tmp_path, io_camera_jpeg, name):
     out = write_image(tmp_path / name, np.full((16, 16, 3), 0.5, np.float32), bit_depth=16,
-                      metadata=_metadata(io_camera_jpeg))
+                      metadata=_metadata(io_camera_jpeg)).path
     result = subprocess.run(
         ["exiftool", "-j", "-n", "-warning", "-error", "-a",
          "-Make", "-Model", "-ExposureTime", "-DateTimeOriginal", "-GPSLatitude", "-Software",
@@ -671,7 +695,7 @@ def test_read_frame_and_metadata_of_a_dng(tmp_path):
 def test_dng_reference_drops_raw_tags_and_gets_srgb(tmp_path):
     ref = _synthetic_dng(tmp_path / "frame.dng")
     out = write_image(tmp_path / "o.tif", np.zeros((32, 48, 3), np.float32), bit_depth=16,
-                      metadata=_metadata(ref))
+                      metadata=_metadata(ref)).path
     exif, _, icc = _exiv2_keys(out)
     assert exif["Exif.Image.Make"] == "uhdfuse"
     assert exif["Exif.Photo.ExposureTime"] == "1/125"

@@ -1,29 +1,36 @@
-"""Reading frames and their exposure metadata; writing outputs with metadata carried over."""
+"""Reading frames and their exposure metadata; writing outputs with metadata carried over.
 
+Modules, in the order data moves: :mod:`.inputs` (which files are images),
+:mod:`.discover` (which of them are frames), :mod:`.headers` (checks before decoding),
+:mod:`.raw` and :mod:`.display` (decoding), :mod:`.read` (a linear
+:class:`~uhdfuse.types.Frame`), :mod:`.metadata` (read / policy / write), :mod:`.write`
+(the output file).
+"""
+
+from uhdfuse.io.display import apply_orientation
+from uhdfuse.io.inputs import DISPLAY_EXTENSIONS, RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, is_raw, list_inputs
 from uhdfuse.io.metadata import (
     OutputMetadata,
+    find_datum,
     keep_exif_key,
     read_metadata,
     read_provenance,
     srgb_icc_profile,
+    written_by_uhdfuse,
 )
-from uhdfuse.io.read import (
-    DISPLAY_EXTENSIONS,
-    RAW_EXTENSIONS,
-    SUPPORTED_EXTENSIONS,
-    apply_orientation,
-    list_inputs,
-    read_encoded,
-    read_frame,
-)
-from uhdfuse.io.write import write_image
+from uhdfuse.io.read import read_encoded, read_frame
+from uhdfuse.io.write import Written, check_output, write_image
 
 __all__ = [
     "DISPLAY_EXTENSIONS",
     "RAW_EXTENSIONS",
     "SUPPORTED_EXTENSIONS",
     "OutputMetadata",
+    "Written",
     "apply_orientation",
+    "check_output",
+    "find_datum",
+    "is_raw",
     "keep_exif_key",
     "list_inputs",
     "read_encoded",
@@ -32,4 +39,5 @@ __all__ = [
     "read_provenance",
     "srgb_icc_profile",
     "write_image",
+    "written_by_uhdfuse",
 ]

@@ -26,10 +26,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from uhdfuse.config import PREFERENCES, Prefer
-from uhdfuse.errors import InconsistentBracket, UnsupportedInput
-from uhdfuse.io.metadata import written_by_uhdfuse
-from uhdfuse.io.read import DISPLAY_EXTENSIONS, RAW_EXTENSIONS, list_inputs
+from uhdfuse.config import Prefer
+from uhdfuse.errors import InconsistentBracket, Message, UnsupportedInput, param
+from uhdfuse.io.inputs import DISPLAY_EXTENSIONS, is_raw, list_inputs
+from uhdfuse.io.metadata.read import written_by_uhdfuse
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def discover(
     paths: Sequence[Path | str],
     *,
     recursive: bool = False,
-    prefer: Prefer = "raw",
+    prefer: Prefer = Prefer.RAW,
     exclude: Iterable[Path] = (),
 ) -> Discovery:
     """Expand files and folders into the frames they hold (see the module docstring).
@@ -55,8 +55,7 @@ def discover(
     :class:`UnsupportedInput` for a missing path, a file of an unsupported type, or a
     folder without images (naming its subfolders when that is all it holds).
     """
-    if prefer not in PREFERENCES:
-        raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)}, got {prefer!r}")
+    prefer = Prefer(prefer)
     excluded = {Path(p).absolute() for p in exclude}
     found: list[Path] = []
     for raw_path in paths:
@@ -68,17 +67,19 @@ def discover(
         else:
             found.extend(list_inputs([path]))
     kept, siblings = _drop_pair_siblings(found, prefer)
-    ours = [p for p in kept if p.suffix.lower() not in RAW_EXTENSIONS and written_by_uhdfuse(p)]
+    ours = [p for p in kept if not is_raw(p) and written_by_uhdfuse(p)]
     kept = [p for p in kept if p not in ours]
     notes = []
     if siblings:
-        if prefer == "raw":
-            why = "JPEG half of a RAW+JPEG pair; the RAW is used (--prefer jpeg uses the JPEGs)"
-        else:
-            why = "RAW half of a RAW+JPEG pair; the JPEG is used (--prefer raw uses the RAWs)"
-        notes.append(f"{_listed(siblings)}: {why}")
+        other = Prefer.JPEG if prefer is Prefer.RAW else Prefer.RAW
+        notes.append(
+            Message(
+                f"{_listed(siblings)}: {other.name} half of a RAW+JPEG pair; the {prefer.name} is used "
+                f"({param('prefer', other.value)} uses the {other.name}s)"
+            )
+        )
     if ours:
-        notes.append(f"{_listed(ours)}: written by uhdfuse (a fused output), not a frame; skipped")
+        notes.append(Message(f"{_listed(ours)}: written by uhdfuse (a fused output), not a frame; skipped"))
     return Discovery(tuple(kept), tuple(notes))
 
 
@@ -87,8 +88,8 @@ def check_one_kind(files: Sequence[Path]) -> None:
 
     Raises :class:`InconsistentBracket` saying which files are which and what to do.
     """
-    raws = [p for p in files if p.suffix.lower() in RAW_EXTENSIONS]
-    others = [p for p in files if p.suffix.lower() not in RAW_EXTENSIONS]
+    raws = [p for p in files if is_raw(p)]
+    others = [p for p in files if not is_raw(p)]
     if raws and others:
         odd = raws if len(raws) <= len(others) else others  # the file(s) most likely misplaced
         raise InconsistentBracket(
@@ -109,7 +110,7 @@ def _one_folder(folder: Path) -> list[Path]:
         shown = ", ".join(subfolders[:3]) + (", ..." if len(subfolders) > 3 else "")
         raise UnsupportedInput(
             f"folder holds no images, only subfolders ({shown}): give one of them, or let 'uhdfuse batch' "
-            "look into them (it does unless --no-recursive)",
+            f"look into them (it does unless {param('recursive', False)})",
             folder,
         ) from None
 
@@ -138,10 +139,10 @@ def _drop_pair_siblings(files: Sequence[Path], prefer: Prefer) -> tuple[list[Pat
         by_stem.setdefault((p.parent.absolute(), p.stem.lower()), []).append(p)
     dropped: set[Path] = set()
     for members in by_stem.values():
-        raws = [p for p in members if p.suffix.lower() in RAW_EXTENSIONS]
+        raws = [p for p in members if is_raw(p)]
         displays = [p for p in members if p.suffix.lower() in DISPLAY_EXTENSIONS]
         if raws and displays:
-            dropped.update(displays if prefer == "raw" else raws)
+            dropped.update(displays if prefer is Prefer.RAW else raws)
     kept = [p for p in files if p not in dropped]
     return kept, [p for p in files if p in dropped]
 

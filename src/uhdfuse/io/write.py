@@ -12,24 +12,49 @@ import errno
 import os
 import secrets
 import struct
-import warnings
 import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import exiv2
 import numpy as np
 
-from uhdfuse.errors import OutputError, UhdfuseError
-from uhdfuse.io.metadata import OutputMetadata, embed_metadata, prepare_metadata
+from uhdfuse.config import OutputFormat
+from uhdfuse.errors import Message, OutputError, UhdfuseError, UsageError, first_line, param
+from uhdfuse.io.metadata.write import OutputMetadata, embed_metadata, prepare_metadata
+from uhdfuse.threads import worker_threads
 
-TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
-PNG_SUFFIXES = frozenset({".png"})
-JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
-OUTPUT_SUFFIXES = TIFF_SUFFIXES | PNG_SUFFIXES | JPEG_SUFFIXES
 # Below this quality the eye no longer tells full-resolution chroma from 4:2:0, and the
 # file is a fifth smaller; above it, photographers proofing colour edges expect 4:4:4.
 FULL_CHROMA_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class Written:
+    """An output file written, and what could not go into it (metadata that was not
+    carried over, and why)."""
+
+    path: Path
+    notes: tuple[str, ...] = ()
+
+
+def check_output(path: Path, inputs: Sequence[Path] = (), *, force: bool = False) -> None:
+    """Refuse an output path that must not be written: a folder, one of ``inputs``, or
+    an existing file when ``force`` is False. Raises :class:`OutputError`.
+
+    Cheap (no file is opened), so callers check before any slow work;
+    :func:`write_image` checks again when it writes.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError("is a folder", path)
+    resolved = path.resolve()
+    if any(resolved == Path(p).resolve() for p in inputs):
+        raise OutputError("is one of the inputs; choose another output path", path)
+    if (path.exists() or path.is_symlink()) and not force:
+        raise OutputError(f"already exists; use {param('force', True)} to overwrite", path)
 
 
 def write_image(
@@ -40,97 +65,108 @@ def write_image(
     metadata: OutputMetadata | None = None,
     force: bool = False,
     quality: int = 95,
-) -> Path:
-    """Write ``image`` to ``path`` (format from the suffix) and return ``path``.
+) -> Written:
+    """Write ``image`` to ``path`` (format from the suffix, :meth:`OutputFormat.of`).
 
     ``image`` is float ``(H, W, 3)`` RGB. For ``bit_depth`` 8 or 16 it is
     display-encoded in [0, 1] (clipped, then rounded to ``uint8``/``uint16``); for 32
-    it is linear and written as float TIFF (PNG cannot hold it). JPEG is 8-bit, at
-    ``quality`` (1-100), with full-resolution chroma from ``FULL_CHROMA_QUALITY`` up.
+    it is linear and written as float TIFF. ``bit_depth`` must be one the format holds
+    (:attr:`OutputFormat.bit_depths`; :meth:`MergeConfig.bit_depth_for` picks it). JPEG
+    is written at ``quality`` (1-100, as :class:`MergeConfig` checks it), with
+    full-resolution chroma from ``FULL_CHROMA_QUALITY`` up.
 
     ``metadata``: carry the reference frame's EXIF/IPTC/XMP/ICC over and record
-    provenance (see :func:`uhdfuse.io.metadata.prepare_metadata`); None writes the
-    pixels alone. Display output gets the reference's ICC profile or sRGB; float
-    output gets none.
+    provenance (see :func:`uhdfuse.io.metadata.write.prepare_metadata`); None writes
+    the pixels alone. Display output gets the reference's ICC profile or sRGB; float
+    output gets none. What could not be carried over is in the result's ``notes``.
 
-    Missing parent folders are created. Raises :class:`OutputError` when the file
-    exists and ``force`` is False (checked before any work), for an unsupported
-    suffix or bit depth, and for every failure while writing (permissions, disk
+    Missing parent folders are created. Raises :class:`OutputError` for an unknown
+    suffix, a bit depth the format cannot hold, a path :func:`check_output` refuses
+    (checked before any work), and every failure while writing (permissions, disk
     full, ...); the temporary file is removed on any failure, including
     KeyboardInterrupt (which is re-raised as is).
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise OutputError(
-            f"unsupported output type '{path.suffix}'; use .tif, .tiff, .png or .jpg", path
-        )
-    if bit_depth not in (8, 16, 32):
-        raise OutputError(f"unsupported bit depth {bit_depth}; use 8, 16 or 32", path)
-    if bit_depth == 32 and suffix not in TIFF_SUFFIXES:
-        raise OutputError("32-bit float output needs a TIFF file (.tif)", path)
-    if suffix in JPEG_SUFFIXES and bit_depth != 8:
-        raise OutputError("JPEG holds 8 bits per channel; write .tif or .png for 16-bit", path)
-    if not 1 <= quality <= 100:
-        raise OutputError(f"JPEG quality {quality} is not between 1 and 100", path)
-    if path.is_dir():
-        raise OutputError("is a folder", path)
-    if (path.exists() or path.is_symlink()) and not force:
-        raise OutputError("exists; use --force to overwrite", path)
+    fmt = _output_format(path, bit_depth)
+    check_output(path, force=force)
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"image must be shaped (H, W, 3), got {image.shape}")
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create folder {path.parent} ({_os_reason(exc)})", path) from exc
 
-    height, width = image.shape[:2]
     prepared = None
     if metadata is not None:
-        prepared = prepare_metadata(
-            metadata,
-            size=(width, height),
-            bit_depth=bit_depth,
-            container="png" if suffix in PNG_SUFFIXES else "jpeg" if suffix in JPEG_SUFFIXES else "tiff",
-        )
-        for note in prepared.warnings:
-            warnings.warn(note, stacklevel=2)
-
+        height, width = image.shape[:2]
+        prepared = prepare_metadata(metadata, size=(width, height), bit_depth=bit_depth, fmt=fmt)
+    notes = list(prepared.notes) if prepared is not None else []
     pixels = _quantise(image, bit_depth)
     temp = _create_temp(path)
     try:
-        if suffix in PNG_SUFFIXES:
-            _write_png(temp, pixels, prepared.icc if prepared is not None else None, path)
-        elif suffix in JPEG_SUFFIXES:
-            _write_jpeg(temp, pixels, quality, path)
-        else:
-            _write_tiff(temp, pixels)
-        if prepared is not None:
-            if _is_bigtiff(temp):
-                warnings.warn(
-                    f"{path}: metadata not embedded (too large for a classic TIFF)", stacklevel=2
-                )
-            else:
-                embed_metadata(temp, prepared, with_icc=suffix not in PNG_SUFFIXES)
+        _encode(temp, pixels, fmt, quality, prepared.icc if prepared is not None else None, path)
+        if prepared is not None and _is_bigtiff(temp):
+            notes.append(Message(f"{path}: metadata not embedded (too large for a classic TIFF)"))
+        elif prepared is not None:
+            embed_metadata(temp, prepared, with_icc=fmt is not OutputFormat.PNG)
         _fsync(temp)
         os.replace(temp, path)
     except BaseException as exc:
         _remove_quietly(temp)
-        if isinstance(exc, UhdfuseError):
+        error = _output_error(exc, path)
+        if error is None:
             raise
-        if isinstance(exc, OSError):
-            raise OutputError(_os_reason(exc), path) from exc
-        if isinstance(exc, exiv2.Exiv2Error):
-            raise OutputError(f"cannot embed metadata ({_first_line(exc)})", path) from exc
-        if isinstance(exc, MemoryError):
-            raise OutputError("out of memory while writing", path) from exc
-        if isinstance(exc, cv2.error):
-            raise OutputError(f"cannot encode image ({_first_line(exc)})", path) from exc
-        raise
+        raise error from exc
     _fsync_folder(path.parent)
-    return path
+    return Written(path, tuple(notes))
+
+
+def _output_format(path: Path, bit_depth: int) -> OutputFormat:
+    """The format of ``path``, refused with :class:`OutputError` when it is unknown or
+    cannot hold ``bit_depth``."""
+    try:
+        fmt = OutputFormat.of(path)
+    except UsageError as exc:
+        raise OutputError(exc.reason, path) from None
+    if bit_depth not in fmt.bit_depths:
+        why = f"{fmt.name} holds {_either(sorted(fmt.bit_depths))} bits per channel, not {bit_depth}"
+        others = [f.name for f in OutputFormat if bit_depth in f.bit_depths]
+        raise OutputError(f"{why}; write {_either(others)} for {bit_depth}-bit" if others else why, path)
+    return fmt
+
+
+def _either(items: Sequence[object]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    words = [str(i) for i in items]
+    return " or ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
+
+
+def _encode(temp: Path, pixels: np.ndarray, fmt: OutputFormat, quality: int, icc: bytes | None, target: Path) -> None:
+    """Write ``pixels`` to ``temp`` in ``fmt``; a PNG gets the ICC profile ``icc`` here
+    (the other formats get theirs with the rest of the metadata)."""
+    if fmt is OutputFormat.PNG:
+        _write_png(temp, pixels, icc, target)
+    elif fmt is OutputFormat.JPEG:
+        _write_jpeg(temp, pixels, quality, target)
+    else:
+        _write_tiff(temp, pixels)
+
+
+def _output_error(exc: BaseException, path: Path) -> OutputError | None:
+    """The :class:`OutputError` a failure while writing is reported as; None for one
+    that is re-raised as it is (an UhdfuseError, KeyboardInterrupt, a bug)."""
+    if isinstance(exc, UhdfuseError):
+        return None
+    if isinstance(exc, OSError):
+        return OutputError(_os_reason(exc), path)
+    if isinstance(exc, exiv2.Exiv2Error):
+        return OutputError(f"cannot embed metadata ({first_line(exc)})", path)
+    if isinstance(exc, MemoryError):
+        return OutputError("out of memory while writing", path)
+    if isinstance(exc, cv2.error):
+        return OutputError(f"cannot encode image ({first_line(exc)})", path)
+    return None
 
 
 def _quantise(image: np.ndarray, bit_depth: int) -> np.ndarray:
@@ -213,10 +249,10 @@ def _write_tiff(temp: Path, pixels: np.ndarray) -> None:
         photometric="rgb",
         compression="zlib",
         # Level 1 is as small as the default within 3% on photographs, at half the time;
-        # strips of 64 rows let tifffile compress them on every core.
+        # strips of 64 rows let tifffile compress them in parallel.
         compressionargs={"level": 1},
         rowsperstrip=64,
-        maxworkers=os.cpu_count() or 1,
+        maxworkers=worker_threads(),
         # Horizontal differencing shrinks photographs a lot; the floating-point
         # predictor would need the optional imagecodecs package.
         predictor=pixels.dtype != np.float32,
@@ -264,9 +300,4 @@ def _remove_quietly(path: Path) -> None:
 def _os_reason(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "No space left on device"
-    return exc.strerror or _first_line(exc)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    return exc.strerror or first_line(exc)
