@@ -154,7 +154,7 @@ def test_unrelated_frame_is_rejected(reference: np.ndarray, kind: str) -> None:
     else:
         other = render(make_scene(H, W, seed=9), np.eye(3), 0.0)
     bracket = make_bracket([other, reference], [0.0, 0.0])
-    with pytest.raises(AlignmentFailed, match="--align none") as info:
+    with pytest.raises(AlignmentFailed, match="align.model='none'") as info:
         align_bracket(bracket, AlignConfig(model="auto"))
     assert "frame0.tif" in str(info.value)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from uhdfuse.errors import InconsistentBracket, UsageError
-from uhdfuse.exposure import ExposureWarning, build_bracket, estimate_relative_ev
+from uhdfuse.exposure import build_bracket, estimate_relative_ev
 from uhdfuse.types import ExposureInfo, Frame
 
 
@@ -51,8 +53,8 @@ def test_frames_are_sorted_by_exif_exposure_and_middle_is_reference() -> None:
 def test_missing_exif_falls_back_to_pixels_with_a_warning() -> None:
     scene = _scene()
     frames = [_frame(scene, e, f"{i}.png") for i, e in enumerate((1.0, -1.0, 0.0))]
-    with pytest.warns(ExposureWarning, match="estimated from the pixels"):
-        bracket = build_bracket(frames)
+    bracket = build_bracket(frames)
+    assert any("estimated from the pixels" in n for n in bracket.warnings), bracket.warnings
     assert bracket.ev_source == "pixels"
     np.testing.assert_allclose(bracket.ev, (-1, 0, 1), atol=0.1)
     assert [f.path.name for f in bracket.frames] == ["1.png", "2.png", "0.png"]
@@ -62,8 +64,8 @@ def test_contradictory_exif_is_overruled_by_pixels() -> None:
     scene = _scene()
     same = ExposureInfo(1 / 60, 8, 100)  # a camera that wrote the same EXIF on every frame
     frames = [_frame(scene, e, f"{i}.jpg", same) for i, e in enumerate((-2.0, 0.0, 2.0))]
-    with pytest.warns(ExposureWarning, match="contradicts"):
-        bracket = build_bracket(frames)
+    bracket = build_bracket(frames)
+    assert any("contradicts" in n for n in bracket.warnings), bracket.warnings
     np.testing.assert_allclose(bracket.ev, (-2, 0, 2), atol=0.1)
 
 
@@ -106,8 +108,28 @@ def test_same_exposure_warning_quotes_evs_relative_to_the_reference() -> None:
     # absolute log2 exposures (-8.2 ...) must not leak into a message next to a table of relative EVs
     scene = _scene()
     frames = [_frame(scene, e, f"{i}.jpg") for i, e in enumerate((-4.0, -4.0, -2.0, 0.0, 2.0))]
-    with pytest.warns(ExposureWarning) as caught:
-        bracket = build_bracket(frames, ev=(-12.0, -12.0, -10.0, -8.0, -6.0), reference=3)
+    bracket = build_bracket(frames, ev=(-12.0, -12.0, -10.0, -8.0, -6.0), reference=3)
     assert bracket.ev[0] == bracket.ev[1] == -4.0
-    notes = [str(w.message) for w in caught]
+    notes = list(bracket.warnings)
     assert any("same exposure (EV -4.00)" in n for n in notes), notes
+
+
+def test_notes_are_returned_read_notes_first_each_once() -> None:
+    scene = _scene()
+    frames = [_frame(scene, e, f"{i}.png") for i, e in enumerate((1.0, -1.0, 0.0))]
+    frames[0] = replace(frames[0], notes=("0.png: JPEG end marker missing",))
+    frames[2] = replace(frames[2], notes=("0.png: JPEG end marker missing", "2.png: read leniently"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # notes are data, never warnings
+        bracket = build_bracket(frames)
+    assert bracket.warnings[:2] == ("0.png: JPEG end marker missing", "2.png: read leniently")
+    assert len(bracket.warnings) == 3 and "estimated from the pixels" in bracket.warnings[2]
+
+
+def test_messages_name_the_ev_parameter() -> None:
+    scene = _scene()
+    frames = [_frame(scene, e, f"{i}.jpg") for i, e in enumerate((0.0, 2.0))]
+    with pytest.raises(UsageError) as info:
+        build_bracket(frames, ev=(0.0, 1.0, 2.0))
+    assert str(info.value) == "ev gives 3 values for 2 frames"
+    assert info.value.spelled({"ev": "--ev"}) == "--ev gives 3 values for 2 frames"

@@ -1,16 +1,15 @@
 """From decoded frames to a :class:`~uhdfuse.types.Bracket`: relative exposures and the reference.
 
 A frame's relative exposure (EV) is log2 of the light it recorded relative to the
-reference frame. It comes, in order of trust, from the user (``--ev``), from EXIF
+reference frame. It comes, in order of trust, from the user (``ev``), from EXIF
 (shutter time, f-number, ISO), or from the pixels themselves (a robust ratio over
 pixels well exposed in both frames). EXIF that is missing or contradicts the
-pixels is replaced by the pixel estimate, with a warning.
+pixels is replaced by the pixel estimate, with a note in ``Bracket.warnings``.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,22 +17,20 @@ import cv2
 import numpy as np
 
 from .colour import luma
-from .errors import InconsistentBracket, UsageError
+from .errors import InconsistentBracket, Message, UsageError, param
 from .types import Bracket, EvSource, Frame
-
-
-class ExposureWarning(UserWarning):
-    """EXIF exposure was missing or contradicted the pixels; EVs were estimated."""
-
 
 # Pixels between these linear levels are trusted for ratios: above the noise floor,
 # below the shoulder where clipping starts in one channel.
 _LOW, _HIGH = 0.01, 0.85
+# Linear luma range counted as well exposed when choosing between two middle frames.
+_WELL_EXPOSED = (0.02, 0.8)
 _PROXY_SIDE = 256
 # How far EXIF and pixels may disagree before EXIF is called contradictory. JPEG
 # tone curves bend the sRGB assumption, so this is generous.
 _CONTRADICTION_EV = 1.0
-
+# Frames closer than this (EV) count as the same exposure.
+_SAME_EV = 0.1
 
 # Smaller frames hold too little to register or to build a fusion pyramid on.
 MIN_SIDE = 16
@@ -120,7 +117,8 @@ def _contradicts(exif: Sequence[float], pixels: Sequence[float]) -> bool:
 
 def _well_exposed_fraction(image: np.ndarray) -> float:
     y = _proxy_luma(image)
-    return float(np.mean((y > 0.02) & (y < 0.8)))
+    low, high = _WELL_EXPOSED
+    return float(np.mean((y > low) & (y < high)))
 
 
 def choose_reference(frames: Sequence[Frame], ev: Sequence[float]) -> int:
@@ -158,14 +156,38 @@ def build_bracket(
             the file name (or path) of one of the frames; None picks the best-exposed
             middle frame.
 
+    Returns:
+        The bracket; its ``warnings`` are the frames' read notes (input order), then
+        what settling the exposures noticed, each once.
+
     Raises:
         InconsistentBracket: fewer than 2 frames; sizes, kinds or cameras (make and
             model, where recorded) differ; frames smaller than ``MIN_SIDE`` pixels.
         UsageError: ``ev`` has the wrong length, or ``reference`` is out of range.
     """
+    check_consistent(frames)
+    evs, source, ev_notes = settle_evs(frames, ev)
+    order = sorted(range(len(frames)), key=lambda i: (evs[i], str(frames[i].path)))
+    sorted_frames = tuple(frames[i] for i in order)
+    sorted_evs = [evs[i] for i in order]
+    reference = _reference_index(sorted_frames, sorted_evs, reference)
+    ref_ev = sorted_evs[reference]
+    read_notes = [note for f in frames for note in f.notes]
+    notes = [*read_notes, *ev_notes, *_same_exposure_notes(sorted_frames, sorted_evs, ref_ev)]
+    return Bracket(
+        frames=sorted_frames,
+        ev=tuple(e - ref_ev for e in sorted_evs),
+        reference=reference,
+        ev_source=source,
+        warnings=tuple(Message(note) for note in dict.fromkeys(notes)),
+    )
+
+
+def check_consistent(frames: Sequence[Frame]) -> None:
+    """Raise InconsistentBracket unless ``frames`` can be fused together (see build_bracket)."""
     if len(frames) < 2:
         where = frames[0].path if frames else None
-        raise InconsistentBracket("a bracket needs at least 2 frames, got %d" % len(frames), where)
+        raise InconsistentBracket(f"a bracket needs at least 2 frames, got {len(frames)}", where)
     first = frames[0]
     for f in frames[1:]:
         if f.image.shape != first.image.shape:
@@ -187,55 +209,55 @@ def build_bracket(
             f"image is {width}x{height} pixels; fusing needs at least {MIN_SIDE}x{MIN_SIDE}", first.path
         )
 
-    notes: list[str] = []
-    source: EvSource
+
+def settle_evs(
+    frames: Sequence[Frame], ev: Sequence[float] | None
+) -> tuple[list[float], EvSource, list[Message]]:
+    """EVs of ``frames`` (input order, any common offset), where they came from, and notes.
+
+    ``ev`` (the user's) wins; then EXIF, unless it is missing or contradicts the
+    pixels, when the pixel estimate replaces it with a note.
+    """
     if ev is not None:
         if len(ev) != len(frames):
-            raise UsageError(f"--ev gives {len(ev)} values for {len(frames)} frames")
+            raise UsageError(f"{param('ev')} gives {len(ev)} values for {len(frames)} frames")
         if not all(math.isfinite(v) for v in ev):
-            raise UsageError("--ev values must be finite numbers")
-        evs, source = [float(v) for v in ev], "user"
-    else:
-        exif = _exif_evs(frames)
-        pixels = _chain_pixel_evs(frames)
-        if exif is not None and (pixels is None or not _contradicts(exif, pixels)):
-            evs, source = exif, "exif"
-        elif pixels is not None:
-            why = "is missing" if exif is None else "contradicts the pixels"
-            notes.append(f"exposure EXIF {why}; relative exposures estimated from the pixels")
-            evs, source = pixels, "pixels"
-        elif exif is not None:
-            evs, source = exif, "exif"
-        else:
-            raise InconsistentBracket(
-                "no exposure EXIF and the frames share too few well-exposed pixels to estimate it; "
-                "state the EVs with --ev",
-                first.path,
-            )
-
-    order = sorted(range(len(frames)), key=lambda i: (evs[i], str(frames[i].path)))
-    sorted_frames = tuple(frames[i] for i in order)
-    sorted_evs = [evs[i] for i in order]
-    if isinstance(reference, str):
-        reference = _index_of(sorted_frames, reference)
-    if reference is None:
-        reference = choose_reference(sorted_frames, sorted_evs)
-    elif not 0 <= reference < len(frames):
-        raise UsageError(f"reference index {reference} is out of range for {len(frames)} frames")
-    ref_ev = sorted_evs[reference]
-
-    if max(sorted_evs) - min(sorted_evs) < 0.1:
-        notes.append("all frames have the same exposure; fusing them only averages noise")
-    else:
-        for a, b, ev_a, ev_b in zip(sorted_frames, sorted_frames[1:], sorted_evs, sorted_evs[1:]):
-            if ev_b - ev_a < 0.1:  # EVs as every report shows them: relative to the reference
-                notes.append(f"{a.path.name} and {b.path.name} have the same exposure (EV {ev_a - ref_ev:+.2f})")
-    for note in notes:
-        warnings.warn(note, ExposureWarning, stacklevel=2)
-    return Bracket(
-        frames=sorted_frames,
-        ev=tuple(e - ref_ev for e in sorted_evs),
-        reference=reference,
-        ev_source=source,
-        warnings=tuple(notes),
+            raise UsageError(f"{param('ev')} values must be finite numbers")
+        return [float(v) for v in ev], "user", []
+    exif = _exif_evs(frames)
+    pixels = _chain_pixel_evs(frames)
+    if exif is not None and (pixels is None or not _contradicts(exif, pixels)):
+        return exif, "exif", []
+    if pixels is not None:
+        why = "is missing" if exif is None else "contradicts the pixels"
+        return pixels, "pixels", [Message(f"exposure EXIF {why}; relative exposures estimated from the pixels")]
+    if exif is not None:
+        return exif, "exif", []
+    raise InconsistentBracket(
+        "no exposure EXIF and the frames share too few well-exposed pixels to estimate it; "
+        f"state the EVs with {param('ev')}",
+        frames[0].path,
     )
+
+
+def _reference_index(frames: Sequence[Frame], evs: Sequence[float], reference: int | str | None) -> int:
+    """``reference`` (see build_bracket) as an index into the sorted ``frames``."""
+    if isinstance(reference, str):
+        return _index_of(frames, reference)
+    if reference is None:
+        return choose_reference(frames, evs)
+    if not 0 <= reference < len(frames):
+        raise UsageError(f"reference index {reference} is out of range for {len(frames)} frames")
+    return reference
+
+
+def _same_exposure_notes(frames: Sequence[Frame], evs: Sequence[float], ref_ev: float) -> list[Message]:
+    """Notes on sorted ``frames`` (EVs ``evs``, the reference's ``ref_ev``) that add no exposure."""
+    if max(evs) - min(evs) < _SAME_EV:
+        return [Message("all frames have the same exposure; fusing them only averages noise")]
+    # EVs as every report shows them: relative to the reference.
+    return [
+        Message(f"{a.path.name} and {b.path.name} have the same exposure (EV {ev_a - ref_ev:+.2f})")
+        for a, b, ev_a, ev_b in zip(frames, frames[1:], evs, evs[1:])
+        if ev_b - ev_a < _SAME_EV
+    ]

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .errors import UsageError
+from .errors import UsageError, param
 
 # MATLAB rgb2gray weights (Rec.601 luma), as in the reference MEF-SSIM code.
 _RGB_TO_GREY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
@@ -36,7 +36,7 @@ _STRENGTH_FLOOR = 0.001
 def _range_of(image: np.ndarray, data_range: float | None, name: str) -> float:
     if data_range is not None:
         if not data_range > 0:
-            raise UsageError(f"data_range must be positive, got {data_range}")
+            raise UsageError(f"{param('data_range')} must be positive, got {data_range}")
         return float(data_range)
     if image.dtype == np.uint8:
         return 255.0
@@ -47,7 +47,7 @@ def _range_of(image: np.ndarray, data_range: float | None, name: str) -> float:
         # A little overshoot (MergeMertens output, interpolation) is normal for [0, 1]
         # images; values far above 1 mean the caller's images are in another range.
         if top > 2.0:
-            raise UsageError(f"{name}: float values up to {top:.4g}; pass data_range (e.g. 255)")
+            raise UsageError(f"{name}: float values up to {top:.4g}; pass {param('data_range')} (e.g. 255)")
         return 1.0
     raise UsageError(f"{name}: unsupported dtype {image.dtype}; use uint8, uint16 or float")
 
@@ -192,7 +192,7 @@ def mef_ssim(
     if seq.shape[1:] != y.shape:
         raise UsageError(f"sources are {seq.shape[1]}x{seq.shape[2]} but the fusion is {y.shape[0]}x{y.shape[1]}")
     if scales < 1 or scales > len(_SCALE_WEIGHTS):
-        raise UsageError(f"scales must be 1..{len(_SCALE_WEIGHTS)}, got {scales}")
+        raise UsageError(f"{param('scales')} must be 1..{len(_SCALE_WEIGHTS)}, got {scales}")
     if min(y.shape) < _WINDOW * 2 ** (scales - 1):
         raise UsageError(f"images of {y.shape[1]}x{y.shape[0]} are too small for {scales} scales")
     if scales == 1:
@@ -214,7 +214,7 @@ def _as_float(a: np.ndarray, b: np.ndarray, data_range: float | None) -> tuple[n
         raise UsageError(f"expected (H, W) or (H, W, 3) images, got shape {a.shape}")
     rng = _range_of(a, data_range, "image a")
     if _range_of(b, data_range, "image b") != rng:
-        raise UsageError(f"images have different value ranges ({a.dtype} vs {b.dtype}); pass data_range")
+        raise UsageError(f"images have different value ranges ({a.dtype} vs {b.dtype}); pass {param('data_range')}")
     return a.astype(np.float64), b.astype(np.float64), rng
 
 

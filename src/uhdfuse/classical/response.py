@@ -9,7 +9,7 @@ frame's codes, clipped and noise-floor samples rejected):
   irradiance and each code's mean exposure until they agree. Our version
   adds the same kind of curvature penalty to the per-code step: without
   it, widely spaced frames leave the curve ill-determined (OpenCV's
-  CalibrateRobertson, used before, wiggled and was up to 50% off).
+  CalibrateRobertson, which has none, wiggles and is up to 50% off).
 
 On the example JPEG brackets (480x320, 3 frames 2 EV apart or 5 frames 1 EV
 apart, sRGB camera curve) codes 32-240 come out within about 1.5-3% of the
@@ -27,9 +27,10 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from ..errors import InconsistentBracket, UsageError
+from ..config import Response
+from ..errors import InconsistentBracket, UsageError, param
 
-METHODS: tuple[str, ...] = ("debevec", "robertson")
+METHODS: tuple[Response, ...] = (Response.DEBEVEC, Response.ROBERTSON)  # the calibrated responses
 # Codes whose channels must decode to the same value (a neutral grey stays
 # neutral). Mid-tones: where both solvers are best determined.
 _BALANCE_CODES = slice(64, 193)
@@ -66,7 +67,7 @@ def calibrate_response(
     encoded: Sequence[np.ndarray],
     exposure_times: Sequence[float],
     *,
-    method: str = "debevec",
+    method: str = Response.DEBEVEC,
     samples: int = 1000,
     smoothness: float = 30.0,
 ) -> np.ndarray:
@@ -82,13 +83,14 @@ def calibrate_response(
     (nearly) equal values in all channels.
     """
     if method not in METHODS:
-        raise UsageError(f"unknown response calibration method {method!r}; choose one of {', '.join(METHODS)}")
+        choices = ", ".join(m.value for m in METHODS)
+        raise UsageError(f"unknown response calibration {param('method')} {method!r}; choose one of {choices}")
     frames = _check_frames(encoded, exposure_times)
     if samples < 2:
-        raise UsageError(f"response calibration needs at least 2 samples, got {samples}")
+        raise UsageError(f"response calibration needs at least 2 {param('samples')}, got {samples}")
     stack = np.stack(frames)  # (N, H, W, 3) uint8
     times = np.asarray(exposure_times, dtype=np.float64)
-    if method == "debevec":
+    if method == Response.DEBEVEC:
         curve = np.stack([np.exp(_solve_debevec(stack[..., c], times, samples, smoothness)) for c in range(3)], axis=1)
     else:
         curve = np.stack([np.exp(_solve_robertson(stack[..., c], times, samples)) for c in range(3)], axis=1)

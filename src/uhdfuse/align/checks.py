@@ -1,0 +1,184 @@
+"""What makes a registration acceptable, and the area every registered frame covers.
+
+A matrix (3, 3) maps reference pixel coordinates to moving pixel coordinates.
+:func:`accept` rejects a registration whose matrix no hand-held bracket produces,
+whose frames overlap too little, or whose residual is too high (a garbage
+registration is never returned); :func:`largest_rectangle` is the crop.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from uhdfuse.align.levels import Level
+
+MIN_OVERLAP = 0.5  # fraction of the reference frame a moving frame must cover
+MAX_SCALE_CHANGE = 1.25  # singular values of the linear part must lie in [1/x, x]
+MAX_PERSPECTIVE = 0.25  # largest change of the homogeneous w across the frame
+TONE_BINS = 64  # bins of the tone curve fitted between two frames when measuring residuals
+RESIDUAL_QUANTILE = 0.9  # the residual is measured on the best-matching 90% of pixels
+MIN_TRUSTED = 1024  # fewest trusted overlapping proxy pixels a residual is measured on
+
+
+class RegistrationFailure(Exception):
+    """A registration failed; align_bracket turns it into AlignmentFailed naming the file."""
+
+
+# ------------------------------------------------------------------------ geometry
+
+
+def apply_matrix(M: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Points (K, 2) mapped by the (3, 3) matrix M, (K, 2)."""
+    p = np.c_[pts, np.ones(len(pts))] @ M.T
+    return p[:, :2] / p[:, 2:3]
+
+
+def grid_points(shape: tuple[int, ...]) -> np.ndarray:
+    """(25, 2) points on a 5x5 grid spanning an image of ``shape`` (h, w, ...)."""
+    h, w = shape[:2]
+    xs, ys = np.meshgrid(np.linspace(0, w - 1, 5), np.linspace(0, h - 1, 5))
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def frame_quad(M: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(4, 2) corners of the moving frame's pixel area, in reference coordinates."""
+    w, h = size
+    corners = np.array([[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1], [-0.5, h - 0.5, 1]])
+    p = corners @ np.linalg.inv(M).T
+    return p[:, :2] / p[:, 2:3]
+
+
+def coverage(M: np.ndarray, size: tuple[int, int]) -> float:
+    """Fraction of the reference frame that the moving frame covers under full-res M."""
+    w, h = size
+    quad = frame_quad(M, size)
+    rect = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]], np.float32)
+    if not cv2.isContourConvex(quad.astype(np.float32)):
+        return 0.0
+    area, _ = cv2.intersectConvexConvex(quad.astype(np.float32), rect)
+    return float(area) / (w * h)
+
+
+def corner_distance(A: np.ndarray, B: np.ndarray, size: tuple[int, int]) -> float:
+    """Largest distance (full-res px) between where A and B send the reference corners."""
+    w, h = size
+    c = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], dtype=np.float64)
+    pa, pb = c @ A.T, c @ B.T
+    return float(np.max(np.linalg.norm(pa[:, :2] / pa[:, 2:] - pb[:, :2] / pb[:, 2:], axis=1)))
+
+
+# -------------------------------------------------------------------------- checks
+
+
+def check_plausible(M: np.ndarray, size: tuple[int, int]) -> None:
+    """Reject matrices no hand-held bracket produces (scale, shear, strong perspective)."""
+    w, h = size
+    sv = np.linalg.svd(M[:2, :2] / M[2, 2], compute_uv=False)
+    if np.linalg.det(M[:2, :2]) <= 0 or sv.max() > MAX_SCALE_CHANGE or sv.min() < 1 / MAX_SCALE_CHANGE:
+        raise RegistrationFailure(f"implausible transform (scale/shear {sv.min():.2f}..{sv.max():.2f})")
+    persp = (abs(M[2, 0]) * w + abs(M[2, 1]) * h) / abs(M[2, 2])
+    if persp > MAX_PERSPECTIVE:
+        raise RegistrationFailure(f"implausible transform (perspective change {persp:.2f} across the frame)")
+
+
+def luma_residual(ref: Level, mov: Level, M: np.ndarray) -> float:
+    """Robust RMS luma residual over the trusted overlap of ``mov`` warped by level matrix M.
+
+    Each luma is first predicted from the other through the tone curve that fits
+    best (the mean value in each of TONE_BINS bins of the other's values), and
+    the two squared errors averaged, so a slightly wrong EV or a camera tone
+    curve that is not sRGB does not count as misregistration while misplaced
+    structure does. The worst (1 - RESIDUAL_QUANTILE) of the pixels are left
+    out: things that moved in the scene (people, leaves) are not a registration
+    error. Returns inf when fewer than MIN_TRUSTED pixels overlap.
+    """
+    h, w = ref.luma.shape
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    warped = cv2.warpPerspective(mov.luma, M, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    wmask = cv2.warpPerspective(
+        mov.mask, M, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
+    )
+    valid = (ref.mask > 0) & (wmask > 0)
+    n = int(valid.sum())
+    if n < MIN_TRUSTED:
+        return math.inf
+    a = ref.luma[valid].astype(np.float64)
+    b = warped[valid].astype(np.float64)
+    err2 = 0.5 * (_tone_error2(a, b) + _tone_error2(b, a))
+    keep = max(1, int(n * RESIDUAL_QUANTILE))
+    return float(np.sqrt(np.partition(err2, keep - 1)[:keep].mean()))
+
+
+def _tone_error2(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Squared errors (K,) of predicting y (K,) from x (K,) in [0, 1] by a binned tone curve."""
+    bins = np.minimum((x * TONE_BINS).astype(np.int64), TONE_BINS - 1)
+    counts = np.bincount(bins, minlength=TONE_BINS)
+    curve = np.bincount(bins, weights=y, minlength=TONE_BINS) / np.maximum(counts, 1)
+    return (y - curve[bins]) ** 2
+
+
+def accept(M: np.ndarray, ref: Level, mov: Level, size: tuple[int, int], max_residual: float) -> float:
+    """The residual of full-resolution matrix M, measured on the proxies ``ref`` and
+    ``mov``; raises RegistrationFailure for an implausible matrix, too little
+    overlap, too few pixels to measure on, or a residual above ``max_residual``."""
+    check_plausible(M, size)
+    cover = coverage(M, size)
+    if cover < MIN_OVERLAP:
+        raise RegistrationFailure(f"frames overlap on only {cover:.0%} of the frame")
+    residual = luma_residual(ref, mov, ref.from_full(M))
+    if residual == math.inf:
+        raise RegistrationFailure("too few well-exposed pixels in common with the frame it is registered to")
+    if not residual <= max_residual:
+        raise RegistrationFailure(f"registration residual {residual:.3f} exceeds {max_residual:.3f}")
+    return residual
+
+
+# ---------------------------------------------------------------------------- crop
+
+
+def largest_rectangle(transforms: list[np.ndarray], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the largest axis-aligned pixel rectangle every frame covers.
+
+    A reference pixel counts as covered by a frame when its centre maps inside
+    that frame's pixel area. Each covered area is a convex quadrilateral, so the
+    common area is the intersection of half-planes ``a*x + b*y <= c``; per row it
+    is one run of columns, and the best rectangle is found over all row ranges.
+    """
+    w, h = size
+    rows = np.arange(h, dtype=np.float64)
+    left = np.zeros(h)
+    right = np.full(h, w - 1.0)
+    for M in transforms:
+        quad = frame_quad(M, size)
+        x, y = quad[:, 0], quad[:, 1]
+        orient = 1.0 if np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y) > 0 else -1.0
+        for i in range(4):
+            px, py = quad[i]
+            ex, ey = quad[(i + 1) % 4] - quad[i]
+            a, b, c = orient * ey, -orient * ex, orient * (ey * px - ex * py)
+            bound = c - b * rows  # a * x <= bound
+            if abs(a) > 1e-12:
+                if a > 0:
+                    right = np.minimum(right, bound / a)
+                else:
+                    left = np.maximum(left, bound / a)
+            else:
+                left = np.where(bound >= 0, left, np.inf)
+    lo = np.ceil(left - 1e-6)
+    hi = np.floor(right + 1e-6)
+    best = (0, 0, 0, 0)
+    best_area = 0.0
+    for y0 in range(h):
+        if hi[y0] < lo[y0]:
+            continue
+        width = np.minimum.accumulate(hi[y0:]) - np.maximum.accumulate(lo[y0:]) + 1
+        area = np.clip(width, 0, None) * np.arange(1, h - y0 + 1)
+        k = int(np.argmax(area))
+        if area[k] > best_area:
+            best_area = float(area[k])
+            x0 = int(np.maximum.accumulate(lo[y0:])[k])
+            best = (x0, y0, int(width[k]), k + 1)
+    return best
