@@ -24,6 +24,7 @@ import time
 import numpy as np
 import torch
 
+from uhdfuse.config import CACHE_BITS, Device, MergeConfig, field_default
 from uhdfuse.nn.ipl import build, count_parameters, ipl_base
 from uhdfuse.runtime.device import select_device
 from uhdfuse.runtime.engine import fuse_ipl
@@ -62,10 +63,10 @@ def machine(device: torch.device) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1080p,4k,8k", help="comma list of " + ",".join(SIZES))
-    ap.add_argument("--device", default="cpu", help="cpu | cuda | mps | auto")
+    ap.add_argument("--device", default=Device.CPU.value, choices=[d.value for d in Device])
     ap.add_argument("--repeats", type=int, default=3, help="measured runs per size, after a warm-up run")
     ap.add_argument("--chunk", type=int, default=None, help="token rows per step (default: the model's)")
-    ap.add_argument("--cache-bits", type=int, default=8)
+    ap.add_argument("--cache-bits", type=int, default=field_default(MergeConfig, "cache_bits"), choices=CACHE_BITS)
     args = ap.parse_args(argv)
     device = select_device(args.device)
     repeats = max(1, args.repeats)
@@ -86,15 +87,14 @@ def main(argv: list[str] | None = None) -> int:
                                 cache_bits=args.cache_bits, model=model)
             if i > 0:
                 runs.append(stats)
-        times = [s["seconds"] for s in runs]
+        times = [s.model_seconds for s in runs]
         # the median: on the CPU the high-water mark varies by ~1-2 MiB between runs (docs/ipl.md)
-        mib = [(s["model_peak_bytes"] or 0) / 2**20 for s in runs]
+        mib = [(s.model_peak_bytes or 0) / 2**20 for s in runs]
         peaks[name] = statistics.median(mib)
         print(f"| {name} | {W}x{H} | {min(times):.3f} | {statistics.median(times):.3f} | "
               f"{1 / statistics.median(times):.1f} | {peaks[name]:.1f} ({min(mib):.1f}-{max(mib):.1f}) | "
-              f"{runs[0]['slices']} | "
-              f"{runs[0]['device']} | {runs[0]['dtype']} | "
-              f"{statistics.median(s['render_seconds'] for s in runs):.3f} |", flush=True)
+              f"{runs[0].slices} | {runs[0].device} | {runs[0].dtype} | "
+              f"{statistics.median(s.render_seconds for s in runs):.3f} |", flush=True)
         del images
     if "4k" in peaks and "16k" in peaks and peaks["4k"]:
         print(f"\nmedian peak memory 16K / 4K: {peaks['16k'] / peaks['4k']:.3f}")
@@ -103,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| cache bits | cache bytes (4K, all blocks) |")
     print("|---|---|")
     images, ev, ref = bracket(*SIZES["4k"])
-    for bits in (16, 8, 4):
+    for bits in CACHE_BITS:
         _, stats = fuse_ipl(images, ev, ref, device=str(device), chunk=args.chunk, cache_bits=bits, model=model)
-        print(f"| {bits} | {stats['cache_bytes']} |", flush=True)
+        print(f"| {bits} | {stats.cache_bytes} |", flush=True)
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from uhdfuse.nn.ipl import build, ipl_test
+from uhdfuse.nn.ipl import KEEP, build, ipl_test
 from uhdfuse.nn.weights import save_weights, weights_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def main() -> None:
     with torch.no_grad():  # logits and keep gates away from their init, so the golden output uses them
         gen = torch.Generator().manual_seed(SEED)
         model.head_out.weight.copy_(torch.randn(model.head_out.weight.shape, generator=gen) * 0.5)
-        model.head_out.bias[1] = 0.5
+        model.head_out.bias[KEEP] = 0.5
     path = weights_dir() / "ipl-test.safetensors"
     save_weights(model, path, variant="ipl_test", trained=False, seed=SEED,
                  notes="UNTRAINED: seeded random init of the tiny test variant. It guards the "

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,12 @@ import torch
 
 from uhdfuse.classical import fuse_mertens
 from uhdfuse.errors import InconsistentBracket, ModelError, UsageError
-from uhdfuse.nn.ipl import IPL, IPLConfig, build, ipl_base, ipl_test, srgb_encode
+from uhdfuse.nn.cache import KVCache, dequantize, pack4, quantize, unpack4
+from uhdfuse.nn.ipl import IPL, IPLConfig, build, ipl_base, ipl_test
+from uhdfuse.nn.layers import srgb_encode
 from uhdfuse.nn.weights import load_weights, save_weights, weights_dir
 from uhdfuse.runtime import engine
-from uhdfuse.runtime.cache import KVCache, dequantize, pack4, quantize, unpack4
-from uhdfuse.runtime.engine import IPLWarning, fuse_ipl
+from uhdfuse.runtime.engine import fuse_ipl
 from uhdfuse.runtime.render import render_maps
 from uhdfuse.runtime.stream import stream_fuse, stream_maps
 
@@ -85,7 +85,7 @@ def test_streaming_equals_whole_frame_16bit(model, chunk):
     assert got.shape == (21, 16, 6) and got.dtype == np.float32
     assert np.abs(got - want).max() <= 1e-4
     token_rows = -(-83 // 4)
-    assert info["slices"] == -(-token_rows // chunk)
+    assert info.slices == -(-token_rows // chunk)
 
 
 def test_inference_render_equals_the_differentiable_one(model):
@@ -133,7 +133,7 @@ def test_band_streaming_equals_whole_frame(model, chunk, bits):
     images, ev, ref = bracket(3, 83, 301)  # 76 token columns: 4 bands
     want = reference_maps(m, images, ev, ref, bits)
     got, info = stream_maps(m, images, ev, ref, chunk=chunk, cache_bits=bits)
-    assert info["bands"] == len(m.bands(76)) == 4
+    assert info.bands == len(m.bands(76)) == 4
     assert np.abs(got - want).max() <= 1e-4
 
 
@@ -147,11 +147,11 @@ def test_band_buffers_do_not_grow_with_width(model):
     m, wide = banded(model), banded(model, band=1000)
     images, ev, ref = bracket(3, 48, 4 * 150, moving=False)
     info = {w: stream_fuse(m, images[:, :, :w], ev, ref, cache_bits=8)[1] for w in (4 * 90, 4 * 150)}
-    assert info[4 * 90]["bands"] == 5 and info[4 * 150]["bands"] == 10
-    assert info[4 * 150]["buffer_bytes"] == info[4 * 90]["buffer_bytes"]
-    assert info[4 * 150]["cache_bytes"] <= info[4 * 90]["cache_bytes"] * 1.05
+    assert info[4 * 90].bands == 5 and info[4 * 150].bands == 10
+    assert info[4 * 150].buffer_bytes == info[4 * 90].buffer_bytes
+    assert info[4 * 150].cache_bytes <= info[4 * 90].cache_bytes * 1.05
     # one band over the whole width: the same buffers grow with it
-    one = {w: stream_fuse(wide, images[:, :, :w], ev, ref, cache_bits=8)[1]["buffer_bytes"] for w in (4 * 90, 4 * 150)}
+    one = {w: stream_fuse(wide, images[:, :, :w], ev, ref, cache_bits=8)[1].buffer_bytes for w in (4 * 90, 4 * 150)}
     assert one[4 * 150] > 1.5 * one[4 * 90]
 
 
@@ -159,7 +159,7 @@ def test_band_buffers_do_not_grow_with_width(model):
 def test_buffers_do_not_grow_with_height(model, chunk):
     """The last rows drain through the stages in step-sized calls, not in one large call."""
     images, ev, ref = bracket(3, 4 * 61, 48, moving=False)
-    held = {rows: stream_maps(model, images[:, : 4 * rows], ev, ref, chunk=chunk, cache_bits=8)[1]["buffer_bytes"]
+    held = {rows: stream_maps(model, images[:, : 4 * rows], ev, ref, chunk=chunk, cache_bits=8)[1].buffer_bytes
             for rows in (24, 37, 45, 61)}
     assert len(set(held.values())) == 1, held
 
@@ -172,7 +172,7 @@ def test_no_seams_at_band_borders(model):
     scene = np.stack([xx / W, yy / H, (xx + yy) / (H + W)], -1) * 2 + 0.1
     images = np.stack([np.clip(scene * 2.0**e / 2, 0, 1) for e in (-2, 0, 2)]).astype(np.float32)
     out, info = stream_fuse(m, images, [-2.0, 0.0, 2.0], 1, cache_bits=8)
-    assert info["bands"] >= 3
+    assert info.bands >= 3
     step = np.abs(np.diff(out, axis=1)).mean(axis=(0, 2))  # between pixel columns x and x+1
     kink = np.abs(step[1:-1] - 0.5 * (step[:-2] + step[2:]))  # at step index x+1
     p, R, mg = m.cfg.patch, m.cfg.window, m.band_margin()
@@ -240,7 +240,7 @@ def test_quantized_cache_psnr_against_16bit_with_the_shipped_weights(bits, min_d
 def test_cache_bytes_shrink_with_bits():
     base = build(ipl_base(), seed=0).eval()  # realistic widths: scale overheads are amortised
     images, ev, ref = bracket(3, 256, 768, moving=False)
-    size = {b: stream_fuse(base, images, ev, ref, cache_bits=b)[1]["cache_bytes"] for b in (16, 8, 4)}
+    size = {b: stream_fuse(base, images, ev, ref, cache_bits=b)[1].cache_bytes for b in (16, 8, 4)}
     assert size[4] < 0.8 * size[8] and size[8] < 0.8 * size[16]
 
 
@@ -283,7 +283,7 @@ def test_any_number_of_exposures(model, n):
     out, stats = fuse_ipl(images, ev, ref, device="cpu", model=model)
     assert out.shape == (40, 52, 3) and out.dtype == np.float32
     assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
-    assert stats["device"] == "cpu" and stats["slices"] >= 1
+    assert stats.device == "cpu" and stats.slices >= 1
 
 
 def test_permuting_non_reference_frames_changes_nothing(model):
@@ -433,20 +433,19 @@ def test_corrupt_or_mismatched_weights_raise_model_error(tmp_path):
 
 def test_fuse_ipl_default_weights_and_stats():
     images, ev, ref = bracket(3, 40, 44)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", IPLWarning)  # the shipped default is trained: no warning
-        out, stats = fuse_ipl(images, ev, ref, device="cpu", cache_bits=4)
+    out, stats = fuse_ipl(images, ev, ref, device="cpu", cache_bits=4)
+    assert stats.notes == ()  # the shipped default is trained: no note
     assert out.shape == (40, 44, 3)
-    assert stats["weights"] == "ipl_base" and stats["trained"] is True
-    for key in ("model_peak_bytes", "device", "dtype", "slices", "cache_bytes", "seconds", "render_seconds"):
-        assert key in stats
-    assert stats["dtype"] == "float32" and stats["cache_bytes"] > 0
+    assert stats.weights == "ipl_base" and stats.trained is True
+    for key in ("model_peak_bytes", "device", "dtype", "slices", "cache_bytes", "model_seconds", "render_seconds"):
+        assert hasattr(stats, key)
+    assert stats.dtype == "float32" and stats.cache_bytes > 0
 
 
-def test_fuse_ipl_warns_about_untrained_weights():
+def test_fuse_ipl_notes_untrained_weights():
     images, ev, ref = bracket(3, 40, 44)
-    with pytest.warns(IPLWarning, match="untrained"):
-        fuse_ipl(images, ev, ref, device="cpu", weights=weights_dir() / "ipl-test.safetensors")
+    _, stats = fuse_ipl(images, ev, ref, device="cpu", weights=weights_dir() / "ipl-test.safetensors")
+    assert any("untrained" in note for note in stats.notes)
 
 
 def test_fuse_ipl_rejects_bad_input(model):
@@ -478,12 +477,10 @@ def test_out_of_memory_retries_smaller_then_falls_back(model, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "stream_maps", flaky)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out, stats = fuse_ipl(images, ev, ref, device="cpu", model=model)
+    out, stats = fuse_ipl(images, ev, ref, device="cpu", model=model)
     assert chunks[:3] == [None, 2, 1]
-    assert any("falling back to the CPU" in str(w.message) for w in caught)
-    assert out.shape == (24, 24, 3) and stats["device"] == "cpu"
+    assert any("falling back to the CPU" in note for note in stats.notes)
+    assert out.shape == (24, 24, 3) and stats.device == "cpu"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -491,7 +488,7 @@ def test_cuda_bf16_matches_cpu(model):
     images, ev, ref = bracket(3, 256, 320)
     cpu, _ = fuse_ipl(images, ev, ref, device="cpu", model=build(ipl_test(), seed=1).eval())
     gpu, stats = fuse_ipl(images, ev, ref, device="cuda", model=build(ipl_test(), seed=1).eval())
-    assert stats["dtype"] in ("bfloat16", "float16") and stats["model_peak_bytes"] > 0
+    assert stats.dtype in ("bfloat16", "float16") and stats.model_peak_bytes > 0
     assert psnr(gpu, cpu) >= 35.0
 
 

@@ -1,10 +1,12 @@
-"""Mertens exposure fusion in torch: differentiable, so IPL can be trained through it.
+"""Mertens exposure fusion in torch, and IPL's render through it: differentiable, so
+IPL can be trained through it.
 
-The same computation as :mod:`uhdfuse.classical.mertens` (which runs it with OpenCV
-at inference): per-pixel weights (local contrast x saturation x well-exposedness of
-the display values) and a Laplacian-pyramid blend. The pyramid filters reproduce
-OpenCV's ``pyrDown`` / ``pyrUp`` including their borders, so training sees exactly
-what ``uhdfuse merge`` renders (to float rounding; ``tests/test_ipl.py`` checks it).
+The same computation as :mod:`uhdfuse.pyramid` (which runs it with OpenCV at
+inference, for the classical engine and IPL's render alike): per-pixel weights
+(local contrast x saturation x well-exposedness of the display values) and a
+Laplacian-pyramid blend. The pyramid filters reproduce OpenCV's ``pyrDown`` /
+``pyrUp`` including their borders, so training sees exactly what ``uhdfuse merge``
+renders (to float rounding; ``tests/test_ipl.py`` checks it).
 
 Layout: frames (B, N, H, W, 3) display values in [0, 1]; weights (B, N, H, W).
 """
@@ -14,17 +16,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from uhdfuse.classical.mertens import (
-    CONTRAST_FLOOR,
-    EPSILON,
-    SATURATION_FLOOR,
-    max_levels,
-)
 from uhdfuse.config import MertensWeights
+from uhdfuse.nn.layers import lift, srgb_encode
+from uhdfuse.pyramid import CONTRAST_FLOOR, EPSILON, SATURATION_FLOOR, max_levels
 
 SIGMA = MertensWeights().sigma  # the well-exposedness Gaussian of the default weights
 GREY = (0.299, 0.587, 0.114)  # OpenCV's RGB2GRAY, which the classical contrast measure uses
-_GAUSS5 = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)
+MID_GREY = 0.5  # the display value well-exposedness is centred on
+VARIANCE_FLOOR = 1e-12  # under the saturation's square root, whose gradient is infinite at 0
+_GAUSS5 = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)  # OpenCV's pyrDown kernel, per axis
 
 
 def _reflect101(n: int, lo: int, hi: int, device: torch.device) -> torch.Tensor:
@@ -84,8 +84,8 @@ def mertens_weight(display: torch.Tensor) -> torch.Tensor:
     contrast = laplacian.abs() + CONTRAST_FLOOR
     mean = (r + g + b) / 3
     variance = ((r - mean) ** 2 + (g - mean) ** 2 + (b - mean) ** 2) / 3
-    saturation = torch.sqrt(variance.clamp_min(1e-12)) + SATURATION_FLOOR
-    distance = (r - 0.5) ** 2 + (g - 0.5) ** 2 + (b - 0.5) ** 2
+    saturation = torch.sqrt(variance.clamp_min(VARIANCE_FLOOR)) + SATURATION_FLOOR
+    distance = (r - MID_GREY) ** 2 + (g - MID_GREY) ** 2 + (b - MID_GREY) ** 2
     return contrast * saturation * torch.exp(distance * (-1.0 / (2 * SIGMA**2)))
 
 
@@ -118,4 +118,36 @@ def laplacian_blend(display: torch.Tensor, weights: torch.Tensor, depth: int | N
     return fused.clamp(0, 1).permute(0, 2, 3, 1)
 
 
-__all__ = ["laplacian_blend", "max_levels", "mertens_weight", "normalise", "pyr_down", "pyr_up"]
+def render(maps: torch.Tensor, x: torch.Tensor, ev: torch.Tensor, ref: torch.Tensor, patch: int) -> torch.Tensor:
+    """IPL's full-resolution output from its token maps (differentiable).
+
+    maps: (B, Ht, Wt, 2N) logits then keep gates; x: (B, N, H, W, 3) linear, H <= Ht*patch;
+    ev: (B, N) relative EVs; ref: (B,) reference index. Returns (B, H, W, 3) display sRGB in [0, 1].
+
+    1. Lift the maps bilinearly to pixels.
+    2. Deghost by substitution: frame i's display values become
+       lerp(R_i, x_i, keep_i), R_i the reference scaled to frame i's exposure (and
+       clipped like it). Where a gate closes, every pyramid level of that frame
+       shows the reference's content, so no ghost survives the blend, even at
+       coarse levels. (Mixed in display space: the encoded inputs are then
+       constants, which keeps training fast.)
+    3. Mertens weights of those frames x exp(logit), normalised, Laplacian-pyramid
+       blend. No gradient flows through the Mertens measures themselves: the network
+       steers the blend through logit and keep.
+    """
+    B, N, H, W, _ = x.shape
+    up = lift(maps.float(), patch, H, W)  # (B, H, W, 2N)
+    logit, keep = up[..., :N].permute(0, 3, 1, 2), up[..., N:].permute(0, 3, 1, 2)
+    with torch.no_grad():
+        x = x.float().clamp(0, 1)
+        idx = ref.view(B, 1, 1, 1, 1).expand(B, 1, H, W, 3)
+        scaled = (torch.gather(x, 1, idx) * torch.exp2(ev.float())[:, :, None, None, None]).clamp_(0, 1)
+        shown, stand_in = srgb_encode(x), srgb_encode(scaled)
+    display = torch.lerp(stand_in, shown, keep[..., None])
+    with torch.no_grad():
+        measures = mertens_weight(display)
+    w = normalise(measures * torch.exp(logit))
+    return laplacian_blend(display, w)
+
+
+__all__ = ["laplacian_blend", "max_levels", "mertens_weight", "normalise", "pyr_down", "pyr_up", "render"]

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from uhdfuse.errors import ModelError
+from uhdfuse.errors import ModelError, first_line
 from uhdfuse.nn.ipl import IPL, IPLConfig, count_parameters
 
 FORMAT = "uhdfuse-ipl/1"
@@ -37,6 +37,7 @@ def weights_dir() -> Path:
 
 
 def manifest_path(path: Path) -> Path:
+    """The manifest beside weights file ``path``."""
     return Path(path).with_suffix(".json")
 
 
@@ -108,11 +109,10 @@ def load_weights(path: Path | None = None) -> tuple[IPL, dict]:
         try:
             state = st_load(data)
         except SafetensorError as exc:
-            raise ModelError(f"not a safetensors file ({str(exc).strip().splitlines()[0]})", path) from None
+            raise ModelError(f"not a safetensors file ({first_line(exc)})", path) from None
         model.load_state_dict(state, strict=True)
     except (RuntimeError, ValueError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"weights do not fit the IPL architecture ({first})", path) from None
+        raise ModelError(f"weights do not fit the IPL architecture ({first_line(exc)})", path) from None
     model.eval()
     return model, manifest
 

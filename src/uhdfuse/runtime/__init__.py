@@ -1,19 +1,6 @@
-"""Running IPL: the quantized attention cache, the streaming executor, devices, the engine.
+"""Running IPL: the streaming executor, devices and memory, the render, the engine."""
 
-``fuse_ipl`` is imported lazily: :mod:`uhdfuse.nn.ipl` imports :mod:`.cache` from here,
-and an eager import of the engine (which imports the model) would make that circular.
-"""
+from .engine import FuseStats, fuse_ipl
+from .stream import StreamInfo, stream_fuse, stream_maps
 
-from __future__ import annotations
-
-from typing import Any
-
-__all__ = ["fuse_ipl"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "fuse_ipl":
-        from .engine import fuse_ipl
-
-        return fuse_ipl
-    raise AttributeError(name)
+__all__ = ["FuseStats", "StreamInfo", "fuse_ipl", "stream_fuse", "stream_maps"]

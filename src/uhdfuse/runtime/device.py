@@ -24,9 +24,8 @@ from pathlib import Path
 
 import torch
 
-from uhdfuse.errors import UsageError
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from uhdfuse.config import Device, check_device
+from uhdfuse.errors import UsageError, param
 
 
 def _mps_available() -> bool:
@@ -34,19 +33,19 @@ def _mps_available() -> bool:
     return bool(mps is not None and mps.is_available())
 
 
-def select_device(name: str) -> torch.device:
-    """torch.device for ``auto|cpu|cuda|mps``; UsageError when it is unknown or absent."""
-    if name not in DEVICES:
-        raise UsageError(f"unknown device {name!r} (choose from {', '.join(DEVICES)})")
-    if name == "auto":
+def select_device(name: Device | str) -> torch.device:
+    """The torch.device for a :class:`~uhdfuse.config.Device` (or its name): inference
+    and training both choose here. UsageError when it is unknown or absent."""
+    choice = check_device(name)
+    if choice is Device.AUTO:
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("mps") if _mps_available() else torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device cuda requested but no CUDA GPU is available to torch")
-    if name == "mps" and not _mps_available():
-        raise UsageError("device mps requested but Apple MPS is not available")
-    return torch.device(name)
+    if choice is Device.CUDA and not torch.cuda.is_available():
+        raise UsageError(f"{param('device', 'cuda')} requested but no CUDA GPU is available to torch")
+    if choice is Device.MPS and not _mps_available():
+        raise UsageError(f"{param('device', 'mps')} requested but Apple MPS is not available")
+    return torch.device(choice.value)
 
 
 def compute_dtype(device: torch.device) -> torch.dtype:

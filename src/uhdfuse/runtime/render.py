@@ -2,7 +2,7 @@
 
 The same computation as :meth:`uhdfuse.nn.ipl.IPL.render` (which training
 differentiates through), run with OpenCV and numpy on the CPU through the blend of
-:mod:`uhdfuse.classical.mertens`: lift the maps to pixels, replace what each frame's
+:mod:`uhdfuse.pyramid` that the classical engine uses: lift the maps to pixels, replace what each frame's
 keep gate rejects by the reference at that frame's exposure (in display values), weight by Mertens's
 measures times exp(logit), blend in a Laplacian pyramid. Only one substituted frame
 exists at a time; it is rebuilt for the blending pass rather than kept.
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from uhdfuse.classical.mertens import (
+from uhdfuse.pyramid import (
     blend_pyramid,
     encode_frame,
     in_row_blocks,

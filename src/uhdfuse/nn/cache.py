@@ -1,7 +1,8 @@
 """The quantized attention cache of IPL: what a slice remembers of the slices above it.
 
-Pure torch, no other package imports (``uhdfuse.nn.ipl`` uses it for the
-whole-frame reference forward, ``uhdfuse.runtime.stream`` for streaming).
+It belongs to the model: what the cache keeps shapes the model's outputs and what
+training learns. :mod:`uhdfuse.nn.ipl` uses it for the whole-frame forward,
+:mod:`uhdfuse.runtime.stream` for streaming.
 
 One :class:`KVCache` per transformer block. After the block has attended a
 window-row (one strip of windows), every window of that row leaves one *summary
@@ -33,9 +34,13 @@ from __future__ import annotations
 
 import torch
 
-BITS = (16, 8, 4)
+from uhdfuse.config import check_cache_bits
+
 GROUP_SLACK = 12  # key-scale groups (window-rows) kept before unreferenced ones are pruned
 SCORE_GRID = 256.0  # scores are rounded to 1/256 so that float noise cannot reorder ties
+# Scores are clamped to +-8 first: 8 * 256 = 2048 is float16's last exact integer, so
+# a rounded score is stored exactly.
+SCORE_LIMIT = 8.0
 
 
 def quantize(x: torch.Tensor, bits: int, dims: int | tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -93,9 +98,7 @@ class KVCache:
     """
 
     def __init__(self, bits: int, keep: int, bins: int, decay: float) -> None:
-        if bits not in BITS:
-            raise ValueError(f"cache bits must be one of {BITS}, got {bits}")
-        self.bits = bits
+        self.bits = check_cache_bits(bits)
         self.keep = keep
         self.bins = bins
         self.decay = decay
@@ -152,19 +155,18 @@ class KVCache:
         return torch.cat([k, pk], 2), torch.cat([v, pv], 2), bias
 
     # -- writing ---------------------------------------------------------------
-    def _encode(self, k: torch.Tensor, v: torch.Tensor) -> None:
-        """Turn a new group (B, h, S, d) into stored form; sets new_* attributes."""
+    def _encode(self, k: torch.Tensor, v: torch.Tensor) -> tuple:
+        """A new group (B, h, S, d) in stored form: (keys, values, key scales, value scales),
+        the scales (offset, step) pairs, or None where nothing is quantized."""
         if self.train:
-            self._new = (fake_quantize(k, self.bits, -2), fake_quantize(v, self.bits, (1, 3)), None, None)
-            return
+            return fake_quantize(k, self.bits, -2), fake_quantize(v, self.bits, (1, 3)), None, None
         if self.bits == 16:
-            self._new = (k.to(torch.float16), v.to(torch.float16), None, None)
-            return
+            return k.to(torch.float16), v.to(torch.float16), None, None
         kc, k_lo, k_step = quantize(k, self.bits, -2)  # per channel over the group
         vc, v_lo, v_step = quantize(v, self.bits, (1, 3))  # per token, across heads
         if self.bits == 4:
             kc, vc = pack4(kc), pack4(vc)
-        self._new = (kc, vc, (k_lo, k_step), (v_lo, v_step))
+        return kc, vc, (k_lo, k_step), (v_lo, v_step)
 
     def append(self, k: torch.Tensor, v: torch.Tensor, score: torch.Tensor, level: torch.Tensor) -> None:
         """Add one window-row's summaries and apply the keep/pool policy.
@@ -180,10 +182,10 @@ class KVCache:
     def _append(self, k: torch.Tensor, v: torch.Tensor, score: torch.Tensor, level: torch.Tensor) -> None:
         B, S = k.shape[0], k.shape[2]
         self.train = self.train or (torch.is_grad_enabled() and (k.requires_grad or v.requires_grad))
-        self._encode(k, v)
-        kc, vc, kq, vq = self._new
+        kc, vc, kq, vq = self._encode(k, v)
         dev = k.device
-        score = (torch.round(score.float().clamp(-8, 8) * SCORE_GRID) / SCORE_GRID).half()  # exact in fp16
+        score = score.float().clamp(-SCORE_LIMIT, SCORE_LIMIT)
+        score = (torch.round(score * SCORE_GRID) / SCORE_GRID).half()  # exact in fp16
         born = torch.full((B, S), self.step, device=dev, dtype=torch.int32)
         lvl = (level.float() * self.bins).clamp_(0, self.bins - 1).to(torch.uint8)
         quantized = not self.train and self.bits != 16
