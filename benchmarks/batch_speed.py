@@ -1,13 +1,13 @@
 """Whole-shoot speed: grouping 1,000 files from metadata, and brackets fused per minute.
 
-    python benchmarks/batch_speed.py                 # dry run over 1,000 files; 3 x 4K brackets, 1 and 2 workers
+    python benchmarks/batch_speed.py                 # dry run over 1,000 files; 4 x 4K brackets, 1 and 2 workers
     python benchmarks/batch_speed.py --brackets 2 --width 1920 --height 1080 --no-record   # quicker
 
 1. Dry run: 1,000 small JPEGs with camera EXIF (333 brackets of 3 and a single),
    grouped by ``uhdfuse batch --dry-run --json`` as its own process (start-up included).
 2. Throughput: ``--brackets`` brackets of 3 frames (16-bit TIFF, 3840x2160, a
-   procedural scene with hand-held shake) fused by ``uhdfuse batch`` with
-   ``--workers 1`` and ``--workers 2``; brackets per minute = brackets / wall time
+   procedural scene with hand-held shake) fused by ``uhdfuse batch --engine mertens``
+   with ``--workers 1`` and ``--workers 2``; brackets per minute = brackets / wall time
    x 60 (process start-up and worker spawn included).
 """
 
@@ -108,9 +108,12 @@ def main() -> None:
         for workers in (1, 2):
             out = work / f"out{workers}"
             run = run_measured(
-                _python("-m", "uhdfuse", "batch", str(shoot), "-o", str(out), "--workers", str(workers), "--no-resume"),
+                _python(
+                    "-m", "uhdfuse", "batch", str(shoot), "-o", str(out),
+                    "--engine", "mertens", "--workers", str(workers), "--no-resume",
+                ),
                 env=env,
-            )
+            )  # fmt: skip
             fused = len(list(out.glob("*.tif")))
             if fused != args.brackets:
                 raise RuntimeError(f"expected {args.brackets} outputs, got {fused}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
+import signal
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -14,14 +16,14 @@ import pytest
 import tifffile
 from typer.testing import CliRunner
 
-from uhdfuse.batch import BatchOptions, output_names, run_batch
-from uhdfuse.bracket import find_groups
+from uhdfuse.batch import BatchOptions, Job, Outcome, Worker, output_names, run_batch, settings_hash
 from uhdfuse.cli import app
-from uhdfuse.config import MergeConfig
-from uhdfuse.errors import UsageError
+from uhdfuse.config import Engine, Executor, MergeConfig, OutputFormat
+from uhdfuse.errors import Message, OutputError, UsageError, param
+from uhdfuse.shoot import find_groups
 from uhdfuse.synthetic import procedural_scene
 
-from .test_bracket import T0, make_shoot, write_frame
+from .test_shoot import T0, make_shoot, write_frame
 
 runner = CliRunner()
 N_BRACKETS = 5  # make_shoot's brackets
@@ -131,10 +133,10 @@ def test_interrupt_while_recording_a_finished_bracket_keeps_it_resumable(
 ) -> None:
     """Ctrl-C landing while the manifest is written must not orphan the finished output
     (the resumed run would refuse to overwrite a file it cannot prove is its own)."""
-    import uhdfuse.batch as batch
+    import uhdfuse.batch.manifest as manifest_module
 
     out = tmp_path / "out"
-    real_write = batch._write_json_atomic
+    real_write = manifest_module.write_json_atomic
     calls = []
 
     def interrupted_write(path: Path, data: dict) -> None:
@@ -143,14 +145,14 @@ def test_interrupt_while_recording_a_finished_bracket_keeps_it_resumable(
             raise KeyboardInterrupt
         real_write(path, data)
 
-    monkeypatch.setattr(batch, "_write_json_atomic", interrupted_write)
+    monkeypatch.setattr(manifest_module, "write_json_atomic", interrupted_write)
     summary = run_batch(find_groups([shoot]).groups, BatchOptions(output_dir=out, workers=1))
     assert summary.interrupted
-    manifest = json.loads((out / batch.MANIFEST_NAME).read_text())["outputs"]
+    manifest = json.loads((out / manifest_module.MANIFEST_NAME).read_text())["outputs"]
     assert set(manifest) == {p.name for p in out.glob("*.tif")} and manifest
     assert not list(out.glob(".*.tmp"))
 
-    monkeypatch.setattr(batch, "_write_json_atomic", real_write)
+    monkeypatch.setattr(manifest_module, "write_json_atomic", real_write)
     result = _run("batch", shoot, "-o", out, "--json")
     assert result.exit_code == 0, result.stderr
     assert _bytes(out) == _bytes(reference_run)
@@ -246,3 +248,45 @@ def test_ray_executor_matches_local(shoot: Path, reference_run: Path, tmp_path: 
     assert summary.exit_code == 0, [o.error for o in summary.outcomes]
     assert _bytes(out) == _bytes(reference_run)
     print(f"ray test: {time.perf_counter() - start:.1f} s")
+
+
+def test_batch_options_check_their_own_settings(tmp_path: Path) -> None:
+    options = BatchOptions(output_dir=str(tmp_path), format="png", executor="ray")
+    assert options.format is OutputFormat.PNG and options.suffix == ".png" and options.executor is Executor.RAY
+    with pytest.raises(UsageError, match="workers must be at least 1") as info:
+        BatchOptions(output_dir=tmp_path, workers=0)
+    assert info.value.spelled({"workers": "--workers"}).startswith("--workers must")
+    with pytest.raises(UsageError, match="template"):
+        BatchOptions(output_dir=tmp_path, template="{iso}")
+    with pytest.raises(UsageError):  # a JPEG holds 8 bits per channel
+        BatchOptions(output_dir=tmp_path, format="jpg", config=MergeConfig(bit_depth=16))
+    with pytest.raises(UsageError, match="executor"):
+        BatchOptions(output_dir=tmp_path, executor="slurm")
+
+
+def test_settings_hash_is_of_the_values_that_change_the_output() -> None:
+    default = settings_hash(MergeConfig(), ".tif")
+    assert settings_hash(MergeConfig(engine="ipl"), ".tif") == default
+    assert settings_hash(MergeConfig(engine=Engine.IPL), ".tif") == default
+    assert settings_hash(MergeConfig(force=True, max_pixels=1000), ".tif") == default  # they refuse, never change bytes
+    assert settings_hash(MergeConfig(engine="mertens"), ".tif") != default != settings_hash(MergeConfig(), ".png")
+
+
+def _job(tmp_path: Path) -> Job:
+    return Job(1, "a.tif", (str(tmp_path / "a.jpg"),), str(tmp_path / "a.tif"), MergeConfig(), Message("test"))
+
+
+def test_a_failed_outcome_keeps_the_settings_its_error_names_across_processes(tmp_path: Path) -> None:
+    error = OutputError(f"already exists; use {param('force', True)} to overwrite", tmp_path / "a.tif")
+    outcome = pickle.loads(pickle.dumps(Outcome.failed(_job(tmp_path), error)))  # as it comes back from a worker
+    assert outcome.status == "failed" and outcome.error == str(error)
+    spelled = outcome.error.spelled({"force": "--force"})
+    assert spelled == f"{tmp_path / 'a.tif'}: already exists; use --force to overwrite"
+
+
+def test_a_sigterm_between_brackets_stops_the_next_one_from_starting(tmp_path: Path) -> None:
+    worker = Worker()
+    worker.on_term(signal.SIGTERM, None)  # no bracket running: nothing to interrupt, nothing raised
+    outcome = worker.run(_job(tmp_path))
+    assert outcome.status == "interrupted" and "before this bracket started" in outcome.error
+    assert not (tmp_path / "a.tif").exists()

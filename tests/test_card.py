@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, JpegImagePlugin
 from typer.testing import CliRunner
 
-from uhdfuse.bracket import camera_name, find_groups
+from uhdfuse.shoot import camera_name, find_groups
 from uhdfuse.cli import app
 from uhdfuse.colour import srgb_encode
 from uhdfuse.synthetic import procedural_scene, write_dng
