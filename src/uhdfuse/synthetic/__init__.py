@@ -7,7 +7,6 @@
 (3, 1)
 """
 
-from uhdfuse.colour import srgb_decode, srgb_encode
 from uhdfuse.synthetic.camera import (
     MovingObject,
     RenderedBracket,
@@ -32,8 +31,6 @@ __all__ = [
     "random_moving_objects",
     "random_shake",
     "render_bracket",
-    "srgb_decode",
-    "srgb_encode",
     "warp_homography",
     "write_bracket_files",
     "write_dng",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from uhdfuse.colour import luma, srgb_decode, srgb_encode
+from uhdfuse.colour import luma
 
 __all__ = [
     "MovingObject",
@@ -25,8 +25,6 @@ __all__ = [
     "random_shake",
     "reference_index",
     "render_bracket",
-    "srgb_decode",
-    "srgb_encode",
     "warp_homography",
 ]
 

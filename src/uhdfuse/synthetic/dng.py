@@ -169,18 +169,29 @@ def write_dng(
     height, width = rgb.shape[:2]
     step = max(1, int(np.ceil(max(height, width) / _PREVIEW_LONG_SIDE)))
     preview = (srgb_encode(np.clip(rgb[::step, ::step], 0, 1)) * 255 + 0.5).astype(np.uint8)
+    try:
+        _write_tiff(path, preview, raw, _ifd0_tags(camera, 1.0 / wb), _raw_tags(cfa, black, white, (height, width)))
+        _append_exif(path, exposure, camera)
+    except OSError as exc:
+        raise OutputError(f"cannot write DNG: {exc.strerror or exc}", path) from exc
+    return path
 
+
+# (tag, type, count, value, write once) entries for tifffile's ``extratags``
+_TiffTag = tuple[int, int, int, object, bool]
+
+
+def _ifd0_tags(camera: CameraInfo, neutral: np.ndarray) -> list[_TiffTag]:
+    """IFD0 (preview) tags: camera, DNG version, colour calibration, AsShotNeutral ``neutral`` (3,)."""
     make = camera.make or "uhdfuse"
     model = camera.model or "Synthetic Camera"
-    neutral = 1.0 / wb
-    cfa_codes = bytes(_CFA_COLOURS[ch] for ch in cfa.upper())
     stamp = camera.datetime or datetime.now().strftime("%Y:%m:%d %H:%M:%S")
-    ifd0_tags = [
+    return [
         (_MAKE, 2, 0, make, True),
         (_MODEL, 2, 0, model, True),
         (_ORIENTATION, 3, 1, camera.orientation, True),
         (_DATETIME, 2, 0, stamp, True),
-        (_EXIF_PLACEHOLDER, 4, 1, 0, True),  # becomes the ExifIFD pointer below
+        (_EXIF_PLACEHOLDER, 4, 1, 0, True),  # becomes the ExifIFD pointer in _append_exif
         (_DNG_VERSION, 1, 4, (1, 4, 0, 0), True),
         (_DNG_BACKWARD, 1, 4, (1, 1, 0, 0), True),
         (_UNIQUE_MODEL, 2, 0, f"{make} {model}", True),
@@ -188,7 +199,12 @@ def write_dng(
         (_CALIBRATION_ILLUMINANT1, 3, 1, _D65, True),
         (_AS_SHOT_NEUTRAL, 5, 3, tuple(v for n in neutral for v in _rational(float(n), 10000)), True),
     ]
-    raw_tags = [
+
+
+def _raw_tags(cfa: str, black: int, white: int, size: tuple[int, int]) -> list[_TiffTag]:
+    """Tags of the raw CFA sub-IFD; ``size`` is (height, width)."""
+    cfa_codes = bytes(_CFA_COLOURS[ch] for ch in cfa.upper())
+    return [
         (_CFA_REPEAT_DIM, 3, 2, (2, 2), True),
         (_CFA_PATTERN, 1, 4, tuple(cfa_codes), True),
         (_CFA_PLANE_COLOR, 1, 3, (0, 1, 2), True),
@@ -196,27 +212,32 @@ def write_dng(
         (_BLACK_REPEAT_DIM, 3, 2, (1, 1), True),
         (_BLACK_LEVEL, 4, 1, black, True),
         (_WHITE_LEVEL, 4, 1, white, True),
-        (_ACTIVE_AREA, 4, 4, (0, 0, height, width), True),
+        (_ACTIVE_AREA, 4, 4, (0, 0, *size), True),
     ]
-    try:
-        with tifffile.TiffWriter(path, bigtiff=False, byteorder="<") as tif:
-            tif.write(
-                preview, photometric="rgb", subfiletype=1, subifds=1, extratags=ifd0_tags,
-                software="uhdfuse", metadata=None,
-            )
-            tif.write(
-                raw, photometric=32803, subfiletype=0, extratags=raw_tags, bitspersample=16,
-                metadata=None, software=False,
-            )
-        with tifffile.TiffFile(path) as tif:
-            tag = tif.pages[0].tags[_EXIF_PLACEHOLDER]
-            entry_at, value_at = tag.offset, tag.valueoffset
-        with open(path, "r+b") as fh:
-            exif_offset = _append_ifd(fh, _exif_ifd(exposure, camera))
-            fh.seek(entry_at)
-            fh.write(struct.pack("<H", _EXIF_IFD))
-            fh.seek(value_at)
-            fh.write(struct.pack("<I", exif_offset))
-    except OSError as exc:
-        raise OutputError(f"cannot write DNG: {exc.strerror or exc}", path) from exc
-    return path
+
+
+def _write_tiff(path: Path, preview: np.ndarray, raw: np.ndarray,
+                ifd0_tags: list[_TiffTag], raw_tags: list[_TiffTag]) -> None:
+    """IFD0 with the 8-bit ``preview`` (h, w, 3), and the 16-bit CFA ``raw`` (H, W) as its SubIFD."""
+    with tifffile.TiffWriter(path, bigtiff=False, byteorder="<") as tif:
+        tif.write(
+            preview, photometric="rgb", subfiletype=1, subifds=1, extratags=ifd0_tags,
+            software="uhdfuse", metadata=None,
+        )
+        tif.write(
+            raw, photometric=32803, subfiletype=0, extratags=raw_tags, bitspersample=16,
+            metadata=None, software=False,
+        )
+
+
+def _append_exif(path: Path, exposure: ExposureInfo, camera: CameraInfo) -> None:
+    """Append the EXIF IFD to the file and turn IFD0's placeholder tag into its pointer."""
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[0].tags[_EXIF_PLACEHOLDER]
+        entry_at, value_at = tag.offset, tag.valueoffset
+    with open(path, "r+b") as fh:
+        exif_offset = _append_ifd(fh, _exif_ifd(exposure, camera))
+        fh.seek(entry_at)
+        fh.write(struct.pack("<H", _EXIF_IFD))
+        fh.seek(value_at)
+        fh.write(struct.pack("<I", exif_offset))

@@ -20,7 +20,7 @@ import tifffile
 from PIL import Image, ImageCms
 
 from uhdfuse.colour import srgb_encode
-from uhdfuse.errors import OutputError
+from uhdfuse.errors import OutputError, first_line
 from uhdfuse.synthetic.camera import RenderedBracket, render_bracket
 from uhdfuse.synthetic.dng import write_dng
 from uhdfuse.synthetic.scene import procedural_scene
@@ -181,7 +181,7 @@ def write_bracket_files(
         except OSError as exc:
             raise OutputError(f"cannot write image: {exc.strerror or exc}", path) from exc
         except exiv2.Exiv2Error as exc:
-            raise OutputError(f"cannot write metadata: {exc}", path) from exc
+            raise OutputError(f"cannot write metadata: {first_line(exc)}", path) from exc
         paths.append(path)
     return paths
 

@@ -1,109 +1,46 @@
-"""The IPL training loop: sample pool, AdamW with cosine learning rate, logs, checkpoints, weights.
+"""The IPL training loop: AdamW with a cosine learning rate, validation, checkpoints, weights.
+
+:class:`Trainer` is the training wrapper (BasicSR-style): it owns the model, the
+optimizer and the step count, and runs :meth:`~Trainer.train_step`,
+:meth:`~Trainer.validate` and :meth:`~Trainer.checkpoint`; the architecture
+(:mod:`uhdfuse.nn.ipl`) knows nothing of losses or optimizers. :func:`train` runs
+one run from its folder (see :mod:`.run_folder`) to its weights file and manifest
+(:func:`training_record`).
 
 Determinism: the model's initial weights come from ``seed``; sample ``k`` is a pure
 function of ``(seed, k)`` (:func:`uhdfuse.train.data.make_sample`); the pool at step
 ``s`` holds known sample ids and the batch of step ``s`` is drawn from a generator
 keyed by ``(seed, s)``. So a run resumed from a checkpoint rebuilds exactly the pool
 it left and continues as if never interrupted (``tests/test_train.py`` checks this).
-
-Run folder: ``config.json`` (the resolved config), ``log.jsonl`` (one JSON object per
-logged step or validation), ``checkpoint.pt`` (model, optimizer, step, RNG states;
-plain tensors and containers, loaded with ``weights_only=True``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from uhdfuse.errors import UsageError
+from uhdfuse.classical import fuse_mertens
+from uhdfuse.errors import UsageError, param
 from uhdfuse.nn.ipl import IPL, VARIANTS, build
 from uhdfuse.nn.weights import load_weights, save_weights
-from uhdfuse.train.data import (
-    DEFAULT_DATA_DIR,
-    Recipe,
-    Sample,
-    SceneLibrary,
-    make_sample,
-    training_library,
-)
-from uhdfuse.train.loss import LossConfig, closed_share, fusion_loss, psnr
+from uhdfuse.runtime.device import select_device
+from uhdfuse.train.capture import Sample
+from uhdfuse.train.config import TrainConfig
+from uhdfuse.train.data import make_sample
+from uhdfuse.train.loss import closed_share, fusion_loss, psnr
+from uhdfuse.train.pool import SamplePool, stack
+from uhdfuse.train.run_folder import RunLog, check_run_folder, load_checkpoint, save_checkpoint, write_config
+from uhdfuse.train.scenes import DEFAULT_DATA_DIR, SceneLibrary, training_library
 
 log = logging.getLogger("uhdfuse.train")
 REPO = Path(__file__).resolve().parents[3]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run depends on; configs/*.json hold these keys (``data`` and ``loss`` nested)."""
-
-    name: str = "ipl-base"  # weights file stem
-    variant: str = "ipl_base"  # a key of uhdfuse.nn.ipl.VARIANTS
-    seed: int = 0
-    steps: int = 1000
-    batch: int = 8
-    lr: float = 2e-3
-    min_lr: float = 1e-4  # end of the cosine
-    warmup: int = 100  # linear warm-up steps
-    weight_decay: float = 0.01  # on matrices only, not on norms or biases
-    grad_clip: float = 1.0
-    pool: int = 256  # samples kept in memory
-    refresh_every: int = 8  # steps between pool refreshes
-    refresh: int = 4  # samples replaced at each refresh (oldest first)
-    log_every: int = 50
-    checkpoint_every: int = 500
-    val_every: int = 500
-    val_samples: int = 32
-    procedural_only: bool = False  # ignore ../shared/data (CI)
-    device: str = "auto"  # auto | cpu | cuda
-    threads: int = 1  # torch CPU threads (on a shared 2-core machine 1 beats 2, see docs/training.md)
-    max_minutes: float | None = None  # safety stop: finish (weights included) once training time exceeds this
-    run_dir: str = "runs/ipl-base"  # relative to the current directory
-    init: str | None = None  # start from these weights (.safetensors, relative to the current directory), not a seeded init
-    data: Recipe = field(default_factory=Recipe)
-    loss: LossConfig = field(default_factory=LossConfig)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["data"], d["loss"] = self.data.to_dict(), self.loss.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UsageError(f"unknown training config keys {unknown}")
-        values = dict(values)
-        values["data"] = Recipe.from_dict(values.get("data", {}))
-        values["loss"] = LossConfig.from_dict(values.get("loss", {}))
-        cfg = cls(**values)
-        if cfg.variant not in VARIANTS:
-            raise UsageError(f"unknown variant {cfg.variant!r}; choose one of {', '.join(VARIANTS)}")
-        if cfg.pool < cfg.batch or cfg.refresh > cfg.pool:
-            raise UsageError("pool must hold at least one batch and at least one refresh")
-        return cfg
-
-
-def load_config(path: Path) -> TrainConfig:
-    """A :class:`TrainConfig` from a JSON file; UsageError naming the file when it is unusable."""
-    try:
-        values = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"unreadable training config ({exc})") from None
-    try:
-        return TrainConfig.from_dict(values)
-    except (UsageError, TypeError) as exc:
-        raise UsageError(f"{path}: {exc}") from None
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -112,62 +49,6 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(t, 1.0)))
-
-
-class SamplePool:
-    """``cfg.pool`` samples; sample id ``k`` lives in slot ``k % pool``, ids are made in order.
-
-    At step ``s`` the ids made so far are ``pool + (s // refresh_every) * refresh``, so
-    the pool's content is a function of ``s`` alone.
-    """
-
-    def __init__(self, cfg: TrainConfig, library: SceneLibrary) -> None:
-        self.cfg = cfg
-        self.library = library
-        self.slots: list[Sample | None] = [None] * cfg.pool
-        self.made = 0
-
-    def _made_by(self, step: int) -> int:
-        return self.cfg.pool + (step // self.cfg.refresh_every) * self.cfg.refresh
-
-    def advance(self, step: int) -> int:
-        """Make the samples the pool holds at ``step``; returns how many were made now."""
-        goal = self._made_by(step)
-        first = max(self.made, goal - self.cfg.pool)  # older ids would be overwritten anyway
-        for k in range(first, goal):
-            self.slots[k % self.cfg.pool] = make_sample(self.library, self.cfg.data, [self.cfg.seed, k], keep_static=False)
-        self.made = goal
-        return goal - first
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Batch of step ``step``: frames (B, N, S, S, 3), ev (B, N), ref (B,), target (B, S, S, 3).
-
-        One N per batch (the model takes any N, but a batch must share it): the N of a
-        random slot, then ``batch`` samples with that N.
-        """
-        rng = np.random.default_rng([self.cfg.seed, 7, step])
-        slots = [s for s in self.slots if s is not None]
-        n = slots[int(rng.integers(len(slots)))].frames.shape[0]
-        same = [s for s in slots if s.frames.shape[0] == n]
-        pick = [same[int(i)] for i in rng.integers(len(same), size=self.cfg.batch)]
-        return stack(pick)
-
-
-def stack(samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Samples with equal frame counts -> (frames, ev, ref, target) tensors (see SamplePool.batch)."""
-    x = torch.from_numpy(np.stack([s.frames for s in samples]))
-    ev = torch.from_numpy(np.stack([s.ev for s in samples]))
-    ref = torch.tensor([s.reference for s in samples], dtype=torch.long)
-    target = torch.from_numpy(np.stack([s.target for s in samples]))
-    return x, ev, ref, target
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device cuda asked for, but CUDA is not available")
-    return torch.device(name)
 
 
 def project_commit() -> str | None:
@@ -201,8 +82,6 @@ def evaluate(model: IPL, samples: list[Sample], device: torch.device) -> dict[st
 
     ``*_moving`` average over samples with moving objects only.
     """
-    from uhdfuse.classical import fuse_mertens
-
     model.eval()
     out: dict[str, list[float]] = {"val_psnr": [], "val_psnr_moving": [], "mertens_psnr": [], "mertens_psnr_moving": []}
     for s in samples:
@@ -219,16 +98,172 @@ def evaluate(model: IPL, samples: list[Sample], device: torch.device) -> dict[st
     return {k: round(float(np.mean(v)), 3) for k, v in out.items() if v}
 
 
-def _save_checkpoint(path: Path, model: IPL, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig, elapsed: float) -> None:
-    state = {
-        "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-        "torch_rng": torch.get_rng_state(), "config": json.dumps(cfg.to_dict()), "elapsed": elapsed,
+@dataclass(frozen=True)
+class StepReport:
+    """What one optimizer step did."""
+
+    loss: float  # the total loss of the batch
+    parts: dict[str, float]  # its terms (l1, ssim, ...; closed when the gate prior is on)
+    lr: float
+    grad_norm: float  # before clipping
+    frames: int  # N of the batch
+
+
+@dataclass
+class LoopResult:
+    """How :meth:`Trainer.fit` ended."""
+
+    last: dict = field(default_factory=dict)  # the last log line of training steps
+    last_val: dict = field(default_factory=dict)  # the last validation entry
+    stopped_early: bool = False  # ``max_minutes`` ran out before the planned steps
+
+
+class Trainer:
+    """The model, optimizer, step count and wall time of one run on ``device``.
+
+    A fresh trainer starts from the seeded initialisation of ``cfg.variant``, or from
+    the weights ``cfg.init`` names; :meth:`resume` continues from a checkpoint.
+    """
+
+    def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
+        self.cfg = cfg
+        self.device = device
+        model = build(VARIANTS[cfg.variant](), seed=cfg.seed)
+        self.init_sha = _load_init(model, cfg) if cfg.init else None
+        self.model = model.to(device)
+        self.opt = _optimizer(self.model, cfg)
+        self.step = 0
+        self.elapsed = 0.0  # wall time of the loop so far, validation included
+
+    def resume(self, path: Path) -> None:
+        """Continue from the checkpoint at ``path`` (made with the same config)."""
+        self.step, self.elapsed = load_checkpoint(path, self.model, self.opt, self.cfg)
+
+    def checkpoint(self, path: Path, elapsed: float) -> None:
+        """Save the state of the current step to ``path``."""
+        save_checkpoint(path, self.model, self.opt, self.step, self.cfg, elapsed)
+
+    def validate(self, samples: list[Sample]) -> dict[str, float]:
+        """Validation figures of the current model (see :func:`evaluate`)."""
+        return evaluate(self.model, samples, self.device)
+
+    def train_step(self, pool: SamplePool) -> StepReport:
+        """One optimizer step on the batch of the current step; advances :attr:`step`."""
+        cfg = self.cfg
+        pool.advance(self.step)
+        x, ev, ref, target = (t.to(self.device, non_blocking=True) for t in pool.batch(self.step))
+        lr = lr_at(cfg, self.step)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        maps = self.model.maps(x, ev, ref)
+        pred = self.model.render(maps, x, ev, ref)
+        loss, parts = fusion_loss(pred.float(), target, cfg.loss)
+        if cfg.loss.gate:
+            closed = closed_share(maps.float())
+            loss = loss + cfg.loss.gate * closed
+            parts["closed"] = float(closed.detach())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
+        self.opt.step()
+        self.step += 1
+        return StepReport(loss=float(loss.detach()), parts=parts, lr=lr, grad_norm=grad_norm, frames=int(x.shape[1]))
+
+    def fit(self, pool: SamplePool, val: list[Sample], run_log: RunLog, checkpoint: Path, end: int) -> LoopResult:
+        """Train up to step ``end``: log every ``log_every`` steps, validate every ``val_every``,
+        checkpoint every ``checkpoint_every`` and at the end; stop early after ``max_minutes``."""
+        cfg = self.cfg
+        result = LoopResult()
+        if val and self.step == 0:
+            untrained = {"step": 0, **self.validate(val)}
+            run_log.record(untrained)
+            log.info("validation (untrained): %s", untrained)
+        losses: list[float] = []  # since the last log line
+        step_time = 0.0  # training steps only, since the last log line
+        self.model.train()
+        start = time.perf_counter() - self.elapsed
+        while self.step < end:
+            t_step = time.perf_counter()
+            report = self.train_step(pool)
+            losses.append(report.loss)
+            step_time += time.perf_counter() - t_step
+            if self.step % cfg.log_every == 0 or self.step == end:
+                result.last = self._log_line(report, losses, step_time, time.perf_counter() - start)
+                run_log.record(result.last)
+                losses, step_time = [], 0.0
+            if val and (self.step % cfg.val_every == 0 or self.step == cfg.steps):
+                result.last_val = {"step": self.step, **self.validate(val)}
+                run_log.record(result.last_val)
+                log.info("validation: %s", result.last_val)
+            over_time = cfg.max_minutes is not None and time.perf_counter() - start > 60 * cfg.max_minutes
+            result.stopped_early = over_time and self.step < end
+            if self.step % cfg.checkpoint_every == 0 or self.step == end or result.stopped_early:
+                self.checkpoint(checkpoint, time.perf_counter() - start)
+            if result.stopped_early:
+                log.warning("max_minutes (%s) reached at step %d of %d: finishing early", cfg.max_minutes, self.step,
+                            cfg.steps)
+                run_log.record({"step": self.step, "stopped_early": True})
+                break
+        self.elapsed = time.perf_counter() - start
+        return result
+
+    def _log_line(self, report: StepReport, losses: list[float], step_time: float, elapsed: float) -> dict:
+        sec_per_step = step_time / len(losses)
+        line = {"step": self.step, "loss": round(float(np.mean(losses)), 5),
+                **{k: round(v, 5) for k, v in report.parts.items()},
+                "lr": round(report.lr, 7), "grad_norm": round(report.grad_norm, 4), "frames": report.frames,
+                "sec_per_step": round(sec_per_step, 4), "elapsed_s": round(elapsed, 1)}
+        log.info("step %d/%d loss %.4f (l1 %.4f) lr %.2e %.3f s/step", self.step, self.cfg.steps, line["loss"],
+                 report.parts["l1"], report.lr, sec_per_step)
+        return line
+
+
+def _load_init(model: IPL, cfg: TrainConfig) -> str:
+    """Load the weights ``cfg.init`` names (sha256 checked) into ``model``; returns their sha256."""
+    start_from, manifest = load_weights(Path(cfg.init))
+    if start_from.cfg != model.cfg:
+        raise UsageError(f"weights of another architecture config than {param('variant', cfg.variant)}", cfg.init)
+    model.load_state_dict(start_from.state_dict())  # a resumed run then loads its checkpoint over it
+    log.info("starting from %s (sha256 %s)", cfg.init, manifest["sha256"][:12])
+    return manifest["sha256"]
+
+
+def _training_data(cfg: TrainConfig, data_dir: Path | None, step: int) -> tuple[SceneLibrary, SamplePool, list[Sample]]:
+    """The scene library, the sample pool as it is at ``step``, and the validation samples."""
+    library = training_library(None if cfg.procedural_only else data_dir, cfg.data, cfg.seed)
+    for note in library.notes:
+        log.warning("%s", note)
+    pool = SamplePool(cfg, library)
+    pool.advance(step)
+    val = _validation_set(cfg, library) if cfg.val_samples else []
+    return library, pool, val
+
+
+def training_record(cfg: TrainConfig, trainer: Trainer, result: LoopResult, library: SceneLibrary,
+                    data_dir: Path | None, validation: dict[str, float]) -> dict:
+    """The ``training`` section of the weights manifest: what made these weights."""
+    sources = [str(p.relative_to(data_dir)) if data_dir and p.is_relative_to(data_dir) else str(p)
+               for p in library.files] + [f"procedural seeds {list(library.procedural_seeds)}"]
+    return {
+        "steps": trainer.step, "planned_steps": cfg.steps, "stopped_early": result.stopped_early,
+        "batch": cfg.batch, "seed": cfg.seed, "lr": cfg.lr, "min_lr": cfg.min_lr,
+        "warmup": cfg.warmup, "weight_decay": cfg.weight_decay, "loss": cfg.loss.to_dict(),
+        "target": "uhdfuse.classical.fuse_mertens of the static bracket (reference geometry)",
+        "data_recipe": cfg.data.to_dict(), "data_sources": sources,
+        "device": str(trainer.device), "elapsed_s": round(trainer.elapsed, 1), "final_loss": result.last.get("loss"),
+        "validation": validation, "commit": project_commit(), "config": cfg.to_dict(),
+        "init": {"weights": cfg.init, "sha256": trainer.init_sha} if cfg.init else None,
     }
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state_all()
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # never leave a half-written checkpoint
+
+
+def _final_validation(trainer: Trainer, val: list[Sample], result: LoopResult) -> dict[str, float]:
+    """Validation figures of the final weights: the loop's last ones when they are of this step."""
+    if result.last_val.get("step", -1) == trainer.step:
+        figures = dict(result.last_val)
+    else:
+        figures = trainer.validate(val) if val else {}
+    figures.pop("step", None)
+    return figures
 
 
 def train(cfg: TrainConfig, *, run_dir: Path | None = None, resume: bool = False, weights: Path | None = None,
@@ -242,137 +277,39 @@ def train(cfg: TrainConfig, *, run_dir: Path | None = None, resume: bool = False
     checkpoint, without weights) once this step count is reached, to split a run.
     """
     run_dir = Path(run_dir if run_dir is not None else cfg.run_dir)
-    ckpt_path = run_dir / "checkpoint.pt"
-    if resume and not ckpt_path.is_file():
-        raise UsageError(f"{ckpt_path}: no checkpoint to resume from")
-    if not resume and ckpt_path.exists():
-        raise UsageError(f"{ckpt_path}: run folder has a checkpoint; pass --resume or choose another --run-dir")
+    checkpoint = check_run_folder(run_dir, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     weights = Path(weights) if weights is not None else run_dir / f"{cfg.name}.safetensors"
     torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    device = select_device(cfg.device)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)  # nothing draws from it; set against accidental use
-
-    model = build(VARIANTS[cfg.variant](), seed=cfg.seed)
-    init_sha = None
-    if cfg.init:
-        start_from, manifest = load_weights(Path(cfg.init))  # sha256 checked
-        if start_from.cfg != model.cfg:
-            raise UsageError(f"{cfg.init}: weights of another architecture config than variant {cfg.variant}")
-        model.load_state_dict(start_from.state_dict())  # a resumed run then loads its checkpoint over it
-        init_sha = manifest["sha256"]
-        log.info("starting from %s (sha256 %s)", cfg.init, manifest["sha256"][:12])
-    model = model.to(device)
-    opt = _optimizer(model, cfg)
-    step, elapsed = 0, 0.0
+    trainer = Trainer(cfg, device)
     if resume:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if json.loads(state["config"]) != json.loads(json.dumps(cfg.to_dict())):
-            raise UsageError(f"{ckpt_path}: checkpoint was made with another config")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        step, elapsed = int(state["step"]), float(state["elapsed"])
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-
-    library = training_library(None if cfg.procedural_only else data_dir, cfg.data, cfg.seed)
-    pool = SamplePool(cfg, library)
+        trainer.resume(checkpoint)
+    write_config(run_dir, cfg)
     t0 = time.perf_counter()
-    pool.advance(step)
-    val = _validation_set(cfg, library) if cfg.val_samples else []
+    library, pool, val = _training_data(cfg, data_dir, trainer.step)
     log.info("%s: pool of %d samples ready in %.1f s (%s), device %s, %d parameters",
              run_dir, cfg.pool, time.perf_counter() - t0,
              "shared HDR maps + procedural" if library.files else "procedural scenes only", device,
-             sum(p.numel() for p in model.parameters()))
-    logfile = (run_dir / "log.jsonl").open("a")
+             sum(p.numel() for p in trainer.model.parameters()))
+    with RunLog(run_dir) as run_log:
+        result = trainer.fit(pool, val, run_log, checkpoint, cfg.steps if stop_after is None else min(cfg.steps, stop_after))
 
-    def record(entry: dict) -> None:
-        logfile.write(json.dumps(entry) + "\n")
-        logfile.flush()
-
-    last: dict = {}
-    last_val: dict = {}
-    if val and step == 0:
-        untrained = {"step": 0, **evaluate(model, val, device)}
-        record(untrained)
-        log.info("validation (untrained): %s", untrained)
-    window: list[float] = []
-    model.train()
-    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    start = time.perf_counter() - elapsed  # elapsed: wall time of the loop, validation included
-    step_time = 0.0  # training steps only, since the last log line
-    stopped_early = False
-    while step < end:
-        t_step = time.perf_counter()
-        pool.advance(step)
-        x, ev, ref, target = (t.to(device, non_blocking=True) for t in pool.batch(step))
-        lr = lr_at(cfg, step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        maps = model.maps(x, ev, ref)
-        pred = model.render(maps, x, ev, ref)
-        loss, parts = fusion_loss(pred.float(), target, cfg.loss)
-        if cfg.loss.gate:
-            closed = closed_share(maps.float())
-            loss = loss + cfg.loss.gate * closed
-            parts["closed"] = float(closed.detach())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
-        opt.step()
-        step += 1
-        window.append(float(loss.detach()))
-        step_time += time.perf_counter() - t_step
-        elapsed = time.perf_counter() - start
-        if step % cfg.log_every == 0 or step == end:
-            sps = step_time / len(window)
-            last = {"step": step, "loss": round(float(np.mean(window)), 5), **{k: round(v, 5) for k, v in parts.items()},
-                    "lr": round(lr, 7), "grad_norm": round(gnorm, 4), "frames": int(x.shape[1]),
-                    "sec_per_step": round(sps, 4), "elapsed_s": round(elapsed, 1)}
-            record(last)
-            log.info("step %d/%d loss %.4f (l1 %.4f) lr %.2e %.3f s/step", step, cfg.steps, last["loss"],
-                     parts["l1"], lr, sps)
-            window, step_time = [], 0.0
-        if val and (step % cfg.val_every == 0 or step == cfg.steps):
-            last_val = {"step": step, **evaluate(model, val, device)}
-            record(last_val)
-            log.info("validation: %s", last_val)
-        stopped_early = cfg.max_minutes is not None and time.perf_counter() - start > 60 * cfg.max_minutes and step < end
-        if step % cfg.checkpoint_every == 0 or step == end or stopped_early:
-            _save_checkpoint(ckpt_path, model, opt, step, cfg, time.perf_counter() - start)
-        if stopped_early:
-            log.warning("max_minutes (%s) reached at step %d of %d: finishing early", cfg.max_minutes, step, cfg.steps)
-            record({"step": step, "stopped_early": True})
-            break
-    elapsed = time.perf_counter() - start
-    logfile.close()
-
-    summary: dict = {"run_dir": str(run_dir), "step": step, "last": last, "elapsed_s": round(elapsed, 1)}
-    if step >= cfg.steps or stopped_early:
-        model.eval()
-        val_figures = last_val if last_val.get("step", -1) == step else (evaluate(model, val, device) if val else {})
-        val_figures.pop("step", None)
+    summary: dict = {"run_dir": str(run_dir), "step": trainer.step, "last": result.last,
+                     "elapsed_s": round(trainer.elapsed, 1)}
+    if trainer.step >= cfg.steps or result.stopped_early:
+        trainer.model.eval()
+        figures = _final_validation(trainer, val, result)
         manifest = save_weights(
-            model.cpu(), weights, variant=cfg.variant, trained=True,
-            notes=f"trained by python -m uhdfuse.train ({step} steps); see docs/training.md",
-            training={
-                "steps": step, "planned_steps": cfg.steps, "stopped_early": stopped_early, "batch": cfg.batch, "seed": cfg.seed, "lr": cfg.lr, "min_lr": cfg.min_lr,
-                "warmup": cfg.warmup, "weight_decay": cfg.weight_decay, "loss": cfg.loss.to_dict(),
-                "target": "uhdfuse.classical.fuse_mertens of the static bracket (reference geometry)",
-                "data_recipe": cfg.data.to_dict(),
-                "data_sources": [str(p.relative_to(data_dir)) if data_dir and p.is_relative_to(data_dir) else str(p)
-                                 for p in library.files] + [f"procedural seeds {list(library.procedural_seeds)}"],
-                "device": str(device), "elapsed_s": round(elapsed, 1), "final_loss": last.get("loss"),
-                "validation": val_figures, "commit": project_commit(), "config": cfg.to_dict(),
-                "init": {"weights": cfg.init, "sha256": init_sha} if cfg.init else None,
-            },
+            trainer.model.cpu(), weights, variant=cfg.variant, trained=True,
+            notes=f"trained by python -m uhdfuse.train ({trainer.step} steps); see docs/training.md",
+            training=training_record(cfg, trainer, result, library, data_dir, figures),
             metrics={"status": "pending", "note": "filled in by the evaluation step (benchmarks/quality.py)"},
         )
-        summary.update(weights=str(weights), sha256=manifest["sha256"], validation=val_figures)
+        summary.update(weights=str(weights), sha256=manifest["sha256"], validation=figures)
     return summary
 
 
-__all__ = ["SamplePool", "TrainConfig", "evaluate", "load_config", "lr_at", "project_commit", "stack", "train"]
+__all__ = ["LoopResult", "StepReport", "Trainer", "evaluate", "lr_at", "project_commit", "train", "training_record"]
