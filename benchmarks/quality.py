@@ -62,7 +62,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,17 +299,15 @@ def fuse_all(
     cfg = MergeConfig(ev=tuple(ev) if ev is not None else None, reference=reference,
                       align=AlignConfig(model="auto" if align else "none"))
     notes: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        bracket = load_bracket(paths, cfg)
-        try:
-            aligned = align_bracket(bracket, cfg.align)
-        except AlignmentFailed as exc:
-            if not static:
-                raise
-            notes.append(f"uhdfuse registration failed ({exc.reason}); frames fused unregistered")
-            aligned = align_bracket(bracket, AlignConfig(model="none"))
-    notes += [str(w.message) for w in caught if "estimated from the pixels" not in str(w.message)]
+    bracket = load_bracket(paths, cfg)
+    try:
+        aligned = align_bracket(bracket, cfg.align)
+    except AlignmentFailed as exc:
+        if not static:
+            raise
+        notes.append(f"uhdfuse registration failed ({exc.reason}); frames fused unregistered")
+        aligned = align_bracket(bracket, AlignConfig(model="none"))
+    notes += [n for n in bracket.warnings if "estimated from the pixels" not in n]
     x, y, w, h = aligned.crop
     fusion = Fusion(aligned.crop, aligned.reference, tuple(aligned.ev),
                     srgb_encode(np.clip(aligned.images, 0.0, 1.0)), notes=notes)

@@ -2,42 +2,44 @@
 
 :func:`merge` is what ``uhdfuse merge`` runs and what Python users call. Each stage
 lives in its own module; this file only wires them together, times them and
-collects their warnings.
+collects the notes each stage returns (:attr:`FuseResult.warnings`).
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import __version__
 from .align import align_bracket
 from .classical import calibrate_response, fuse_mertens, merge_radiance
-from .config import ENGINES, MergeConfig, Prefer
-from .errors import InconsistentBracket, OutputError, UsageError
+from .config import Engine, MergeConfig, OutputFormat, Prefer, Response
+from .errors import InconsistentBracket, Message, UsageError, joined, param
 from .exposure import build_bracket
-from .io import OutputMetadata, read_encoded, read_frame, read_metadata, write_image
+from .io import OutputMetadata, check_output, read_encoded, read_frame, read_metadata, write_image
 from .io.discover import check_one_kind, discover
-from .io.read import DEFAULT_MAX_PIXELS
-from .io.write import JPEG_SUFFIXES, OUTPUT_SUFFIXES, TIFF_SUFFIXES
 from .types import AlignedBracket, Bracket, FuseResult
+from .version import __version__
+
+if TYPE_CHECKING:  # torch is only imported when the model is asked for
+    from .runtime import FuseStats
 
 StageCallback = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class _Stopwatch:
-    timings: dict[str, float]
     on_stage: StageCallback | None
+    timings: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
-    def stage(self, name: str):
+    def stage(self, name: str) -> Iterator[None]:
         if self.on_stage is not None:
             self.on_stage(name)
         start = time.perf_counter()
@@ -47,53 +49,17 @@ class _Stopwatch:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def output_bit_depth(suffix: str, config: MergeConfig) -> int:
-    """Bits per channel of the output file: ``config.bit_depth``, or the format's own
-    (16 for TIFF/PNG, 8 for JPEG, 32-bit float for a radiance map) when it is None.
-
-    ``suffix``: the output's, with its dot (".jpg"). Raises :class:`UsageError` for a
-    suffix uhdfuse does not write or a depth the format cannot hold.
-    """
-    given, suffix = suffix, suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise UsageError(f"unknown output format {given or '(none)'}; use .tif, .tiff, .png or .jpg")
-    jpeg = suffix in JPEG_SUFFIXES
-    if config.hdr:
-        if suffix not in TIFF_SUFFIXES:
-            raise UsageError("--hdr writes 32-bit float, which needs a .tif output")
-        if config.bit_depth not in (None, 32):
-            raise UsageError("--hdr always writes 32-bit float; drop --bit-depth")
-        return 32
-    if config.bit_depth is None:
-        return 8 if jpeg else 16
-    if config.bit_depth == 32:
-        raise UsageError("32-bit output is the linear radiance map: add --hdr")
-    if config.bit_depth not in (8, 16):
-        raise UsageError(f"bit depth {config.bit_depth} is not 8 or 16 (32-bit float needs --hdr)")
-    if jpeg and config.bit_depth != 8:
-        raise UsageError("JPEG holds 8 bits per channel; write .tif or .png for 16-bit")
-    return config.bit_depth
+def _once(notes: Sequence[str]) -> tuple[str, ...]:
+    """Every note once, in the order the stages gave them."""
+    return tuple(dict.fromkeys(notes))
 
 
-def check_output(output: Path, inputs: Sequence[Path], config: MergeConfig) -> None:
-    """Refuse an output that cannot or must not be written, before any slow work.
-
-    Raises:
-        UsageError: unknown suffix, or a bit depth the format cannot hold.
-        OutputError: the output exists (without ``force``) or is one of the inputs.
-    """
-    try:
-        output_bit_depth(output.suffix, config)
-    except UsageError as exc:
-        raise UsageError(exc.reason, output) from None
-    resolved = output.resolve()
-    if any(resolved == p.resolve() for p in inputs):
-        raise OutputError("is one of the inputs; choose another output path", output)
-    if output.exists() and not config.force:
-        raise OutputError("already exists; use --force to overwrite", output)
+def _issue(notes: Sequence[str]) -> None:
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=3)
 
 
-def _bracket_paths(inputs: Sequence[Path | str], prefer: Prefer = "raw") -> tuple[list[Path], tuple[str, ...]]:
+def bracket_paths(inputs: Sequence[Path | str], prefer: Prefer = Prefer.RAW) -> tuple[list[Path], tuple[str, ...]]:
     """The frames of one bracket and what discovery left out (see :mod:`uhdfuse.io.discover`).
 
     A file given twice (also via its folder) is refused, and so is a mix of RAW files
@@ -108,17 +74,18 @@ def _bracket_paths(inputs: Sequence[Path | str], prefer: Prefer = "raw") -> tupl
             raise InconsistentBracket(f"given twice (also as {seen[key]})", p)
         seen[key] = p
     if not found.files:
-        raise InconsistentBracket("no frames left to fuse: " + "; ".join(found.notes), given[0] if given else None)
+        raise InconsistentBracket(f"no frames left to fuse: {joined(found.notes).template}", given[0] if given else None)
     check_one_kind(found.files)
     return list(found.files), found.notes
 
 
-def _response_lut(paths: Sequence[Path], config: MergeConfig, max_pixels: int) -> np.ndarray | None:
+def _response_lut(paths: Sequence[Path], config: MergeConfig) -> np.ndarray | None:
     """The encoded -> linear lookup table for display files, or None for the sRGB curve."""
-    if config.response == "srgb":
+    if config.response is Response.SRGB:
         return None
-    if config.response == "linear":
+    if config.response is Response.LINEAR:
         return np.repeat(np.linspace(0.0, 1.0, 256, dtype=np.float32)[:, None], 3, axis=1)
+    response = param("response", config.response.value)
     if config.ev is not None:
         log2_times = list(config.ev)
     else:
@@ -126,84 +93,115 @@ def _response_lut(paths: Sequence[Path], config: MergeConfig, max_pixels: int) -
         for p in paths:
             value = read_metadata(p)[0].log2_exposure()
             if value is None:
-                raise UsageError(f"--response {config.response} needs exposure times; this file has none, give --ev", p)
+                raise UsageError(f"{response} needs exposure times; this file has none, give {param('ev')}", p)
             log2_times.append(value)
-    encoded = [read_encoded(p, max_pixels=max_pixels) for p in paths]
+    encoded = [read_encoded(p, max_pixels=config.max_pixels) for p in paths]
     if any(e.dtype != np.uint8 for e in encoded):
-        raise UsageError(f"--response {config.response} calibrates 8-bit files only; use the default sRGB curve")
+        raise UsageError(f"{response} calibrates 8-bit files only; use the default sRGB curve")
     return calibrate_response(encoded, [2.0**v for v in log2_times], method=config.response)
 
 
-def load_bracket(
-    inputs: Sequence[Path | str], config: MergeConfig = MergeConfig(), *, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> Bracket:
+def _load(paths: Sequence[Path], config: MergeConfig) -> Bracket:
+    """Decode and sort the frames; their notes and the exposure notes are the bracket's."""
+    lut = _response_lut(paths, config)
+    frames = [read_frame(p, lut=lut, max_pixels=config.max_pixels) for p in paths]
+    bracket = build_bracket(frames, ev=config.ev, reference=config.reference)
+    if frames[0].source == "raw" and config.response is not Response.SRGB:
+        note = Message(f"{param('response')} applies to JPEG/PNG/TIFF only; RAW frames are already linear")
+        bracket = replace(bracket, warnings=(*bracket.warnings, note))
+    return bracket
+
+
+def load_bracket(inputs: Sequence[Path | str], config: MergeConfig = MergeConfig(), *, warn: bool = False) -> Bracket:
     """Read and sort the frames of one bracket (a folder or a list of files).
 
-    ``max_pixels``: the decompression-bomb limit, checked on each file's header. What
-    discovery left out (RAW+JPEG siblings, earlier outputs) is in ``warnings``.
+    What discovery left out (RAW+JPEG siblings, earlier outputs) and what the stages
+    tolerated are in ``warnings``; ``warn=True`` also issues each as a UserWarning.
     """
-    paths, skipped = _bracket_paths(inputs, config.prefer)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        bracket = _load(paths, config, max_pixels)
-    notes = _notes(skipped, caught)
-    for note in notes:
-        warnings.warn(note, UserWarning, stacklevel=2)
-    return replace(bracket, warnings=notes)
+    paths, skipped = bracket_paths(inputs, config.prefer)
+    bracket = _load(paths, config)
+    bracket = replace(bracket, warnings=_once([*skipped, *bracket.warnings]))
+    if warn:
+        _issue(bracket.warnings)
+    return bracket
 
 
-def _notes(first: Sequence[str], caught: Sequence[warnings.WarningMessage]) -> tuple[str, ...]:
-    """Every note once, in order: ``first``, then the user warnings the stages raised."""
-    raised = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-    return tuple(dict.fromkeys([*first, *raised]))
-
-
-def _load(paths: Sequence[Path], config: MergeConfig, max_pixels: int = DEFAULT_MAX_PIXELS) -> Bracket:
-    lut = _response_lut(paths, config, max_pixels)
-    frames = [read_frame(p, lut=lut, max_pixels=max_pixels) for p in paths]
-    if frames and frames[0].source == "raw" and config.response != "srgb":
-        warnings.warn("--response applies to JPEG/PNG/TIFF only; RAW frames are already linear", UserWarning)
-    return build_bracket(frames, ev=config.ev, reference=config.reference)
-
-
-def fuse(aligned: AlignedBracket, config: MergeConfig, *, raw: bool = False) -> tuple[np.ndarray, dict]:
-    """Run the configured engine: returns the fused image and the engine's statistics.
+def fuse(aligned: AlignedBracket, config: MergeConfig, *, raw: bool = False) -> tuple[np.ndarray, FuseStats | None]:
+    """Run the configured engine: returns the fused image and IPL's statistics (None for
+    the classical engines), whose ``notes`` are warnings for the user.
 
     The image is (H, W, 3) float32: display-encoded sRGB in [0, 1], or, with
     ``config.hdr``, linear radiance in the reference frame's units.
     """
     if config.hdr:
-        return merge_radiance(aligned.images, aligned.ev, reference=aligned.reference, raw=raw), {}
-    if config.engine == "mertens":
-        return fuse_mertens(aligned.images, config.mertens), {}
-    if config.engine == "ipl":
-        from .runtime import fuse_ipl  # torch is only imported when the model is asked for
+        return merge_radiance(aligned.images, aligned.ev, reference=aligned.reference, raw=raw), None
+    if config.engine is Engine.MERTENS:
+        return fuse_mertens(aligned.images, config.mertens), None
+    from .runtime import fuse_ipl  # torch is only imported when the model is asked for
 
-        return fuse_ipl(
-            aligned.images,
-            aligned.ev,
-            aligned.reference,
-            device=config.device,
-            chunk=config.chunk,
-            cache_bits=config.cache_bits,
-        )
-    raise UsageError(f"unknown engine {config.engine!r}; choose one of {', '.join(ENGINES)}")
+    return fuse_ipl(
+        aligned.images, aligned.ev, aligned.reference, device=config.device, chunk=config.chunk, cache_bits=config.cache_bits
+    )
 
 
-def exposure_gain(bracket: Bracket, anchor: float) -> float:
-    """Factor taking linear values from the reference frame's exposure to ``anchor``.
+def exposure_gain(bracket: Bracket, anchor: float) -> float | None:
+    """Factor taking linear values from the reference frame's exposure to ``anchor``, or
+    None when the reference has no exposure time.
 
     ``anchor`` is an absolute log2(t * ISO / N^2) (``MergeConfig.exposure_anchor``).
     Fused output scales the frames before fusion (they are clipped at 1.0 as a camera
-    would); a radiance map is scaled after the merge. A reference without exposure
-    metadata gives 1.0, with a warning.
+    would); a radiance map is scaled after the merge.
     """
-    reference = bracket.frames[bracket.reference]
-    own = reference.exposure.log2_exposure()
-    if own is None:
-        warnings.warn(f"{reference.path}: no exposure time; output not normalised", UserWarning)
-        return 1.0
-    return float(2.0 ** (anchor - own))
+    own = bracket.frames[bracket.reference].exposure.log2_exposure()
+    return None if own is None else float(2.0 ** (anchor - own))
+
+
+@dataclass(frozen=True)
+class _Shot:
+    """What the output needs to know of the bracket once its decoded frames are gone."""
+
+    raw: bool  # RAW frames (the radiance merge weighs them differently)
+    gain: float  # exposure_gain, 1.0 without an anchor
+    sources: tuple[Path, ...]
+    ev: tuple[float, ...]
+    ev_source: str
+    reference: int
+    notes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, bracket: Bracket, config: MergeConfig) -> _Shot:
+        gain, notes = 1.0, bracket.warnings
+        if config.exposure_anchor is not None:
+            found = exposure_gain(bracket, config.exposure_anchor)
+            if found is None:
+                notes = (*notes, Message(f"{bracket.frames[bracket.reference].path}: no exposure time; output not normalised"))
+            gain = 1.0 if found is None else found
+        sources = tuple(f.path for f in bracket.frames)
+        raw = bracket.frames[0].source == "raw"
+        return cls(raw, gain, sources, bracket.ev, bracket.ev_source, bracket.reference, notes)
+
+    def metadata(self, config: MergeConfig) -> OutputMetadata | None:
+        if not config.keep_metadata:
+            return None
+        return OutputMetadata(
+            reference=self.sources[self.reference],
+            sources=tuple((p.name, e) for p, e in zip(self.sources, self.ev)),
+            software=f"uhdfuse {__version__}",
+            engine=config.output_engine,
+        )
+
+
+def _fuse_at_exposure(aligned: AlignedBracket, config: MergeConfig, shot: _Shot) -> tuple[np.ndarray, FuseStats | None]:
+    """:func:`fuse`, with the frames (fused output) or the radiance (HDR) scaled by the gain."""
+    gain = np.float32(shot.gain)
+    if shot.gain != 1.0 and not config.hdr:
+        # fusion then sees the frames at the shoot's common exposure
+        np.multiply(aligned.images, gain, out=aligned.images)
+        np.minimum(aligned.images, 1.0, out=aligned.images)
+    image, stats = fuse(aligned, config, raw=shot.raw)
+    if shot.gain != 1.0 and config.hdr:
+        image *= gain  # radiance: exact, no clipping
+    return image, stats
 
 
 def merge(
@@ -212,17 +210,16 @@ def merge(
     config: MergeConfig = MergeConfig(),
     *,
     on_stage: StageCallback | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    warn: bool = False,
 ) -> FuseResult:
     """Fuse one bracket into one output file, carrying the reference frame's metadata.
 
     Args:
         inputs: one folder holding the bracket, or the bracket's files.
-        output: .tif/.tiff (16-bit by default; 32-bit float with ``config.hdr``) or .png.
+        output: .tif/.tiff (16-bit by default; 32-bit float with ``config.hdr``), .png or .jpg.
         config: engine, alignment, exposure and output settings.
         on_stage: called with each stage's name as it starts (for progress displays).
-        max_pixels: the most pixels an input's header may claim (decompression-bomb
-            guard); larger files are refused before decoding.
+        warn: also issue each of the result's ``warnings`` as a UserWarning.
 
     Returns:
         What was done: EVs, reference, alignment residuals, timings, warnings.
@@ -233,62 +230,35 @@ def merge(
     """
     started = time.perf_counter()
     output = Path(output)
-    paths, skipped = _bracket_paths(inputs, config.prefer)
-    check_output(output, paths, config)
-    cfg = replace(config, bit_depth=output_bit_depth(output.suffix, config))
+    paths, skipped = bracket_paths(inputs, config.prefer)
+    try:
+        config = replace(config, bit_depth=config.bit_depth_for(OutputFormat.of(output)))
+    except UsageError as exc:
+        raise UsageError(exc.reason, output) from None
+    check_output(output, paths, force=config.force)
 
-    timings: dict[str, float] = {}
-    clock = _Stopwatch(timings, on_stage)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with clock.stage("read"):
-            bracket = _load(paths, cfg, max_pixels)
-        with clock.stage("align"):
-            aligned = align_bracket(bracket, cfg.align)
-        # The aligned copies are all fusion needs: let the decoded frames go (3 x 100 MB at 4K).
-        sources = tuple(f.path for f in bracket.frames)
-        raw = bracket.frames[0].source == "raw"
-        gain = exposure_gain(bracket, cfg.exposure_anchor) if cfg.exposure_anchor is not None else 1.0
-        ev, ev_source, reference = bracket.ev, bracket.ev_source, bracket.reference
-        del bracket
-        with clock.stage("fuse"):
-            if gain != 1.0 and not cfg.hdr:
-                # fusion then sees the frames at the shoot's common exposure
-                np.multiply(aligned.images, np.float32(gain), out=aligned.images)
-                np.minimum(aligned.images, 1.0, out=aligned.images)
-            image, stats = fuse(aligned, cfg, raw=raw)
-            if gain != 1.0 and cfg.hdr:
-                image *= np.float32(gain)  # radiance: exact, no clipping
-        if "render_seconds" in stats:  # IPL: the fuse stage's two parts
-            timings["fuse_model"] = stats["seconds"]
-            timings["fuse_render"] = stats["render_seconds"]
-        metadata = None
-        if cfg.keep_metadata:
-            metadata = OutputMetadata(
-                reference=sources[reference],
-                sources=tuple((p.name, e) for p, e in zip(sources, ev)),
-                software=f"uhdfuse {__version__}",
-                engine="radiance" if cfg.hdr else cfg.engine,
-            )
-        with clock.stage("write"):
-            written = write_image(
-                output, image, bit_depth=cfg.bit_depth, metadata=metadata, force=cfg.force, quality=cfg.quality
-            )
-
-    h, w = image.shape[:2]
+    clock = _Stopwatch(on_stage)
+    with clock.stage("read"):
+        bracket = _load(paths, config)
+    with clock.stage("align"):
+        aligned = align_bracket(bracket, config.align)
+    shot = _Shot.of(bracket, config)
+    del bracket  # the aligned copies are all fusion needs: let the decoded frames go (3 x 100 MB at 4K)
+    with clock.stage("fuse"):
+        image, stats = _fuse_at_exposure(aligned, config, shot)
+    if stats is not None:  # IPL: the fuse stage's two parts
+        clock.timings.update(fuse_model=stats.model_seconds, fuse_render=stats.render_seconds)
+    with clock.stage("write"):
+        written = write_image(
+            output, image, bit_depth=config.bit_depth, metadata=shot.metadata(config), force=config.force,
+            quality=config.quality,
+        )  # fmt: skip
+    notes = _once([*skipped, *shot.notes, *(stats.notes if stats else ()), *written.notes])
+    if warn:
+        _issue(notes)
     return FuseResult(
-        output=written,
-        inputs=sources,
-        ev=ev,
-        ev_source=ev_source,
-        reference=reference,
-        engine="radiance" if cfg.hdr else cfg.engine,
-        align_model=aligned.model,
-        align_residuals=aligned.residuals,
-        crop=aligned.crop,
-        size=(w, h),
-        timings=timings,
-        warnings=_notes(skipped, caught),
-        model_peak_bytes=stats.get("model_peak_bytes"),
-        seconds=time.perf_counter() - started,
-    )
+        output=written.path, inputs=shot.sources, ev=shot.ev, ev_source=shot.ev_source, reference=shot.reference,
+        engine=config.output_engine, align_model=aligned.model, align_residuals=aligned.residuals, crop=aligned.crop,
+        size=(image.shape[1], image.shape[0]), timings=clock.timings, warnings=notes,
+        model_peak_bytes=stats.model_peak_bytes if stats else None, seconds=time.perf_counter() - started,
+    )  # fmt: skip
