@@ -262,6 +262,8 @@ def test_batch_options_check_their_own_settings(tmp_path: Path) -> None:
         BatchOptions(output_dir=tmp_path, format="jpg", config=MergeConfig(bit_depth=16))
     with pytest.raises(UsageError, match="executor"):
         BatchOptions(output_dir=tmp_path, executor="slurm")
+    with pytest.raises(UsageError, match="exposure_anchor"):  # consistent computes its own
+        BatchOptions(output_dir=tmp_path, consistent=True, config=MergeConfig(exposure_anchor=2.0))
 
 
 def test_settings_hash_is_of_the_values_that_change_the_output() -> None:

@@ -240,3 +240,60 @@ def test_calibrated_response_and_reference_override(example_bracket, tmp_path: P
     b = tifffile.imread(plain).astype(np.float64) / 65535
     psnr = 10 * np.log10(1.0 / np.mean((a - b) ** 2))
     assert psnr > 30
+
+
+def _options(command: str) -> dict[str, tuple[str, ...]]:
+    import typer.main
+
+    click_command = typer.main.get_command(app).commands[command]
+    return {p.name: tuple(p.opts) + tuple(p.secondary_opts) for p in click_command.params}
+
+
+def test_merge_and_batch_share_every_fusion_flag_with_one_spelling() -> None:
+    from uhdfuse.cli.options import FUSION_OPTIONS
+
+    merge, batch = _options("merge"), _options("batch")
+    for option in FUSION_OPTIONS:
+        assert merge[option.name] == batch[option.name], option.name
+
+
+# Parameters library messages name that no uhdfuse command sets: Python-only API
+# (metrics, calibration and Mertens internals, unreachable through a checked config;
+# the grouping mode, which batch derives from --frames/--folders) and the training
+# tool, which spells its own flags.
+PYTHON_ONLY = {"data_range", "scales", "levels", "mertens.sigma", "method", "samples", "mode"}
+
+
+def test_every_parameter_a_library_message_names_is_spelled_as_a_flag() -> None:
+    import ast
+
+    from uhdfuse.cli.options import FLAGS
+
+    package = Path(uhdfuse.__file__).parent
+    unspelled = set()
+    for path in package.rglob("*.py"):
+        if "train" in path.relative_to(package).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            # param("name", ...) in messages; choice(kind, value, "name") and
+            # _coerce(config, "field", kind[, "name"]) name the setting they check
+            position = {"param": 0, "choice": 2, "_coerce": -1}.get(getattr(node.func, "id", None))
+            if position is None or not node.args or not isinstance(node.args[position], ast.Constant):
+                continue
+            name = node.args[position].value
+            if node.func.id == "_coerce" and len(node.args) == 3:
+                name = node.args[1].value
+            if name not in FLAGS and name not in PYTHON_ONLY:
+                unspelled.add(f"{path.relative_to(package)}: {name}")
+    assert unspelled == set()
+
+
+def test_a_setting_the_config_refuses_is_a_usage_error_naming_the_flag(example_bracket, tmp_path: Path) -> None:
+    folder = example_bracket["jpeg"][0].parent
+    result = _run("merge", folder, "-o", tmp_path / "x.tif", "--hdr", "--bit-depth", "16")
+    assert result.exit_code == 2 and "--hdr" in result.stderr and "--bit-depth" in result.stderr
+    result = _run("batch", folder, "-o", tmp_path / "out", "--consistent", "--exposure-anchor", "3")
+    assert result.exit_code == 2 and "--exposure-anchor" in result.stderr
+    assert not (tmp_path / "x.tif").exists() and not (tmp_path / "out").exists()

@@ -20,6 +20,9 @@ SRGB_OFFSET = 0.055
 
 # Rec. 709 (= sRGB) primaries: linear R, G, B -> relative luminance Y.
 REC709_LUMA: tuple[float, float, float] = (0.2126, 0.7152, 0.0722)
+# BT.601 weights on display-encoded values: OpenCV's COLOR_RGB2GRAY, the grey the
+# Mertens contrast measure is computed on (classical via OpenCV, the model in torch).
+BT601_GREY: tuple[float, float, float] = (0.299, 0.587, 0.114)
 
 
 def srgb_encode(linear: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:

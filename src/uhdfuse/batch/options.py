@@ -16,8 +16,9 @@ class BatchOptions:
 
     Strings are accepted for the enum fields (``format="png"``, ``executor="ray"``).
     Raises :class:`~uhdfuse.errors.UsageError` for settings no batch could honour:
-    fewer than one worker, a name template with an unknown field, or a ``config``
-    whose bit depth ``format`` cannot hold.
+    fewer than one worker, a name template with an unknown field, a ``config``
+    whose bit depth ``format`` cannot hold, or an exposure anchor given besides
+    ``consistent`` (which computes one).
     """
 
     output_dir: Path
@@ -39,6 +40,10 @@ class BatchOptions:
             object.__setattr__(self, "report", Path(self.report))
         if self.workers < 1:
             raise UsageError(f"{param('workers')} must be at least 1, got {self.workers}")
+        if self.consistent and self.config.exposure_anchor is not None:
+            raise UsageError(
+                f"{param('consistent', True)} computes the shoot's exposure anchor; drop {param('exposure_anchor')}"
+            )
         check_template(self.template)
         self.config.bit_depth_for(self.format)
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from uhdfuse.colour import BT601_GREY
 from uhdfuse.config import MertensWeights
 from uhdfuse.nn.layers import lift, srgb_encode
 from uhdfuse.pyramid import CONTRAST_FLOOR, EPSILON, SATURATION_FLOOR, max_levels
 
 SIGMA = MertensWeights().sigma  # the well-exposedness Gaussian of the default weights
-GREY = (0.299, 0.587, 0.114)  # OpenCV's RGB2GRAY, which the classical contrast measure uses
 MID_GREY = 0.5  # the display value well-exposedness is centred on
 VARIANCE_FLOOR = 1e-12  # under the saturation's square root, whose gradient is infinite at 0
 _GAUSS5 = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)  # OpenCV's pyrDown kernel, per axis
@@ -76,7 +76,7 @@ def pyr_up(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def mertens_weight(display: torch.Tensor) -> torch.Tensor:
     """Unnormalised Mertens weight of display frames: (..., H, W, 3) in [0, 1] -> (..., H, W)."""
     r, g, b = display.unbind(-1)
-    grey = GREY[0] * r + GREY[1] * g + GREY[2] * b
+    grey = BT601_GREY[0] * r + BT601_GREY[1] * g + BT601_GREY[2] * b
     H, W = grey.shape[-2:]
     rows = grey.index_select(-2, _reflect101(H, 1, 1, grey.device))
     cols = grey.index_select(-1, _reflect101(W, 1, 1, grey.device))
