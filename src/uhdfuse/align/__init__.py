@@ -36,8 +36,8 @@ and chooses the model for AUTO; ``stage`` registers a whole bracket
 warps the frames at full resolution and crops them to the area every frame covers.
 """
 
-from uhdfuse.align.levels import normalised_luma
+from uhdfuse.align.levels import frame_luma, rank_luma
 from uhdfuse.align.register import estimate_transform
 from uhdfuse.align.stage import align_bracket
 
-__all__ = ["align_bracket", "estimate_transform", "normalised_luma"]
+__all__ = ["align_bracket", "estimate_transform", "frame_luma", "rank_luma"]

@@ -18,6 +18,13 @@ from uhdfuse.align.levels import Level
 MIN_OVERLAP = 0.5  # fraction of the reference frame a moving frame must cover
 MAX_SCALE_CHANGE = 1.25  # singular values of the linear part must lie in [1/x, x]
 MAX_PERSPECTIVE = 0.25  # largest change of the homogeneous w across the frame
+# Largest rotation between two frames: hand-held brackets turn by a degree or two;
+# a larger fit is self-similar content matched to itself (foliage, tiles, blobs).
+MAX_ROTATION_DEG = 5.0
+# Largest fraction of the spread of one frame's luma that the other, registered and
+# tone-mapped, may leave unexplained (1 = unrelated frames). Measured on the real
+# brackets of ../shared/data: registered pairs 0.02-0.62 (the noisiest dark frames).
+MAX_UNEXPLAINED = 0.75
 TONE_BINS = 64  # bins of the tone curve fitted between two frames when measuring residuals
 RESIDUAL_QUANTILE = 0.9  # the residual is measured on the best-matching 90% of pixels
 MIN_TRUSTED = 1024  # fewest trusted overlapping proxy pixels a residual is measured on
@@ -79,25 +86,31 @@ def check_plausible(M: np.ndarray, size: tuple[int, int]) -> None:
     sv = np.linalg.svd(M[:2, :2] / M[2, 2], compute_uv=False)
     if np.linalg.det(M[:2, :2]) <= 0 or sv.max() > MAX_SCALE_CHANGE or sv.min() < 1 / MAX_SCALE_CHANGE:
         raise RegistrationFailure(f"implausible transform (scale/shear {sv.min():.2f}..{sv.max():.2f})")
+    angle = abs(np.degrees(np.arctan2(M[1, 0] - M[0, 1], M[0, 0] + M[1, 1])))
+    if angle > MAX_ROTATION_DEG:
+        raise RegistrationFailure(f"implausible transform (rotation {angle:.1f} degrees)")
     persp = (abs(M[2, 0]) * w + abs(M[2, 1]) * h) / abs(M[2, 2])
     if persp > MAX_PERSPECTIVE:
         raise RegistrationFailure(f"implausible transform (perspective change {persp:.2f} across the frame)")
 
 
-def luma_residual(ref: Level, mov: Level, M: np.ndarray) -> float:
-    """Robust RMS luma residual over the trusted overlap of ``mov`` warped by level matrix M.
+def luma_residual(ref: Level, mov: Level, M: np.ndarray, *, unexplained: bool = False) -> float:
+    """Robust RMS square-root-luma residual over the trusted overlap of ``mov`` warped
+    by level matrix M.
 
-    Each luma is first predicted from the other through the tone curve that fits
-    best (the mean value in each of TONE_BINS bins of the other's values), and
-    the two squared errors averaged, so a slightly wrong EV or a camera tone
-    curve that is not sRGB does not count as misregistration while misplaced
-    structure does. The worst (1 - RESIDUAL_QUANTILE) of the pixels are left
+    One luma is predicted from the other through the tone curve that fits best
+    (the mean value in each of TONE_BINS bins of the other's values), in the
+    direction that predicts better: from the finer-quantised frame to the coarser
+    one, where the curve is a function (a dark 8-bit frame holds a shadow in a few
+    codes that the brighter frame resolves; predicting the bright frame from those
+    few codes would count that quantisation as misregistration). Exposure and tone
+    curves do not count; misplaced structure does, in both directions. The worst (1 - RESIDUAL_QUANTILE) of the pixels are left
     out: things that moved in the scene (people, leaves) are not a registration
     error. Returns inf when fewer than MIN_TRUSTED pixels overlap.
     """
-    h, w = ref.luma.shape
+    h, w = ref.tone.shape
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped = cv2.warpPerspective(mov.luma, M, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    warped = cv2.warpPerspective(mov.tone, M, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
     wmask = cv2.warpPerspective(
         mov.mask, M, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
     )
@@ -105,11 +118,13 @@ def luma_residual(ref: Level, mov: Level, M: np.ndarray) -> float:
     n = int(valid.sum())
     if n < MIN_TRUSTED:
         return math.inf
-    a = ref.luma[valid].astype(np.float64)
+    a = ref.tone[valid].astype(np.float64)
     b = warped[valid].astype(np.float64)
-    err2 = 0.5 * (_tone_error2(a, b) + _tone_error2(b, a))
     keep = max(1, int(n * RESIDUAL_QUANTILE))
-    return float(np.sqrt(np.partition(err2, keep - 1)[:keep].mean()))
+    trimmed = [np.partition(e, keep - 1)[:keep].mean() for e in (_tone_error2(a, b), _tone_error2(b, a))]
+    if unexplained:  # as a fraction of the spread of what is predicted: 1 = unrelated frames
+        trimmed = [t / max(v, 1e-12) for t, v in zip(trimmed, (b.var(), a.var()))]
+    return float(np.sqrt(min(trimmed)))
 
 
 def _tone_error2(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -123,7 +138,8 @@ def _tone_error2(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def accept(M: np.ndarray, ref: Level, mov: Level, size: tuple[int, int], max_residual: float) -> float:
     """The residual of full-resolution matrix M, measured on the proxies ``ref`` and
     ``mov``; raises RegistrationFailure for an implausible matrix, too little
-    overlap, too few pixels to measure on, or a residual above ``max_residual``."""
+    overlap, too few pixels to measure on, a residual above ``max_residual``, or
+    frames that explain too little of each other (MAX_UNEXPLAINED)."""
     check_plausible(M, size)
     cover = coverage(M, size)
     if cover < MIN_OVERLAP:
@@ -133,6 +149,9 @@ def accept(M: np.ndarray, ref: Level, mov: Level, size: tuple[int, int], max_res
         raise RegistrationFailure("too few well-exposed pixels in common with the frame it is registered to")
     if not residual <= max_residual:
         raise RegistrationFailure(f"registration residual {residual:.3f} exceeds {max_residual:.3f}")
+    unexplained = luma_residual(ref, mov, ref.from_full(M), unexplained=True)
+    if not unexplained <= MAX_UNEXPLAINED:
+        raise RegistrationFailure(f"frames do not match ({unexplained:.0%} of the luma unexplained after registration)")
     return residual
 
 

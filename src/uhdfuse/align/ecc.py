@@ -21,7 +21,7 @@ PROXY_ITERS = 30  # ECC iterations on the proxy (converges in far fewer from a f
 TRIAL_ITERS = 20  # ECC iterations of a simpler model tried by "auto" (a wrong one never converges)
 REFINE_ITERS = 10  # ECC iterations on the finest level, starting from the proxy result
 ECC_EPS = 1e-5  # ECC stops when the correlation improves by less than this
-MIN_CORRELATION = 0.5  # ECC correlation below which frames are taken as unrelated
+MIN_CORRELATION = 0.3  # ECC correlation below which frames are taken as unrelated
 GAUSS_SIZE = 5  # side of the Gaussian ECC blurs both lumas with
 
 # The motion models ECC fits. Affine is offered by estimate_transform only: a

@@ -1,9 +1,15 @@
-"""What registration compares: exposure-normalised luma, its trust mask, and its levels.
+"""What registration compares: rank luma, its trust mask, and its levels.
 
-A frame becomes exposure-normalised luma (:func:`normalised_luma`), from which
-:func:`prepare` builds a :class:`Pyramid`: a proxy for the coarse search and a
-finer level for the last refinement. Matrices of each level relate to full
-resolution through :attr:`Level.S`.
+A frame becomes *rank luma* (:func:`rank_luma`): each pixel's luma replaced by the
+fraction of the frame's pixels that are darker. Exposure, gain and any monotone
+tone curve (sRGB, a camera's S-curve, a JPEG engine's) change a pixel's value but
+not its rank, so the same scene point has the same rank in every frame of a
+bracket without trusting the EVs or a response curve. What breaks the order is
+where the sensor saturates or records nothing: the mask leaves clipped pixels and
+the black floor out. :func:`prepare` builds a :class:`Pyramid` from it: a coarse
+level for the global search, a proxy for the first fit and a finer level for the
+last refinement. Matrices of each level relate to full resolution through
+:attr:`Level.S`.
 """
 
 from __future__ import annotations
@@ -18,51 +24,58 @@ import numpy as np
 from uhdfuse.colour import REC709_LUMA
 
 CLIP_LEVEL = 0.97  # linear value at or above which a channel may be clipped
-NOISE_FLOOR = 0.002  # linear luma below which a pixel is mostly noise
-GAMMA = 1.0 / 2.2  # encoding of normalised luma: shadows and highlights weigh alike
+# Linear luma at or below which a pixel holds no scene structure: about 1.5 codes of
+# an 8-bit sRGB file (code 1 is 0.0003). Dark 8-bit frames of wide brackets hold
+# most of their structure in codes 2-10, which registration needs.
+NOISE_FLOOR = 0.0005
+RANK_BINS = 4096  # histogram bins (of square-root luma) the ranks are read from
+COARSE_SIZE = 256  # long side, in pixels, of the level the global search runs on
 REFINE_SIZE = 2048  # long side, in pixels, of the finest level ECC runs on
 # Largest float32 below CLIP_LEVEL and smallest above NOISE_FLOOR: the inclusive
-# bounds that give normalised_luma's strict comparisons.
+# bounds that give rank_luma's strict comparisons.
 _BELOW_CLIP = float(np.nextafter(np.float32(CLIP_LEVEL), np.float32(-np.inf)))
 _ABOVE_NOISE = float(np.nextafter(np.float32(NOISE_FLOOR), np.float32(np.inf)))
 
 T = TypeVar("T")
 
 
-def normalised_luma(image: np.ndarray, ev: float) -> tuple[np.ndarray, np.ndarray]:
-    """Exposure-normalised, gamma-encoded luma of a linear frame and its trust mask.
+def frame_luma(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Square-root luma of a linear frame, in its own scale, and its trust mask.
 
     Args:
         image: (H, W, 3) float32 linear RGB, 1.0 = clipping level of the frame.
-        ev: exposure of the frame relative to the reference (log2 units).
 
     Returns:
-        ``(luma, mask)``: (H, W) float32 ``clip(Y / 2**ev, 0, 1) ** (1/2.2)`` where Y
-        is Rec.709 luma, so the same scene light gives the same value in every
-        frame; values are clipped at 1 (the reference's clipping level, beyond
-        which the reference has nothing to compare with). ``mask`` is (H, W) uint8,
-        255 where the pixel is trustworthy: no channel at or above 0.97 (clipped)
-        and luma above 0.002 (noise floor), both in the frame's own linear scale.
+        ``(tone, mask)``: (H, W) float32 ``sqrt(clip(Y, 0, 1))`` of Rec.709 luma Y
+        (square root: shadows and highlights weigh alike); and (H, W) uint8, 255
+        where the pixel is trustworthy: no channel at or above CLIP_LEVEL and luma
+        above NOISE_FLOOR.
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
     img = np.asarray(image, dtype=np.float32)
-    # cv2.transform and per-channel maxima: several times faster than numpy reductions
-    # over the last axis on full-resolution frames.
+    # cv2.transform and cv2.inRange: several times faster than numpy reductions over
+    # the last axis on full-resolution frames.
     y = cv2.transform(img, np.array([REC709_LUMA], dtype=np.float32))
     if y.ndim == 3:  # cv2 keeps a trailing length-1 axis on some shapes
         y = y[..., 0]
-    # The mask straight as uint8 0/255 from cv2.inRange (inclusive bounds on
-    # float32): about twice as fast as numpy comparisons on strided channels.
     # The bounds are the float32 neighbours of the limits, so "<= just below
     # CLIP_LEVEL" is exactly "< CLIP_LEVEL"; NaN fails every bound.
     unclipped = cv2.inRange(img, (-np.inf,) * 3, (_BELOW_CLIP,) * 3)
     above_noise = cv2.inRange(y, _ABOVE_NOISE, np.inf)
-    mask = cv2.bitwise_and(unclipped, above_noise)
-    y *= np.float32(2.0 ** (-ev))
     np.clip(y, 0.0, 1.0, out=y)
-    cv2.pow(y, GAMMA, dst=y)
-    return y, mask
+    cv2.sqrt(y, dst=y)
+    return y, cv2.bitwise_and(unclipped, above_noise)
+
+
+def rank_luma(tone: np.ndarray) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: the mid-rank of each pixel of ``tone`` (H, W) in [0, 1]
+    among the frame's pixels, quantised to RANK_BINS levels."""
+    index = np.minimum((tone * RANK_BINS).astype(np.int32), RANK_BINS - 1)
+    counts = np.bincount(index.ravel(), minlength=RANK_BINS).astype(np.float64)
+    below = np.cumsum(counts) - counts  # pixels in darker bins
+    mid_rank = ((below + 0.5 * counts) / max(1, index.size)).astype(np.float32)
+    return mid_rank[index]
 
 
 def as_mask(mask: np.ndarray) -> np.ndarray:
@@ -72,9 +85,10 @@ def as_mask(mask: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Level:
-    """One resolution of a frame's normalised luma; coordinates relate by ``S``."""
+    """One resolution of a frame's rank luma; coordinates relate by ``S``."""
 
-    luma: np.ndarray  # (h, w) float32
+    luma: np.ndarray  # (h, w) float32 rank luma: what matching and ECC compare
+    tone: np.ndarray  # (h, w) float32 square-root luma: what the residual is measured on
     mask: np.ndarray  # (h, w) uint8, 255 = trusted
     S: np.ndarray  # (3, 3) float64: full-resolution pixel -> level pixel (pixel centres)
 
@@ -90,10 +104,12 @@ class Level:
 
 @dataclass
 class Pyramid:
-    """A frame ready for registration: its proxy, its refinement level, and a memo in
-    which matchers keep what they computed on it (an anchor frame meets several others)."""
+    """A frame ready for registration: its coarse level, proxy and refinement level,
+    and a memo in which matchers keep what they computed on it (an anchor frame meets
+    several others)."""
 
     full_size: tuple[int, int]  # (W, H)
+    coarse: Level
     proxy: Level
     refine: Level | None  # None when the proxy already is the finest level
     _memo: dict[str, object] = field(default_factory=dict, repr=False)
@@ -105,32 +121,54 @@ class Pyramid:
         return self._memo[key]  # type: ignore[return-value]
 
 
-def level(luma: np.ndarray, mask: np.ndarray, long_side: int) -> Level:
-    """``luma`` and ``mask`` (H, W) downscaled so the long side is at most ``long_side``."""
-    h, w = luma.shape
+def level(tone: np.ndarray, mask: np.ndarray, long_side: int, S: np.ndarray | None = None) -> Level:
+    """``tone`` and ``mask`` (h, w) downscaled so the long side is at most ``long_side``,
+    with their rank luma; ``S`` maps full-resolution pixels to those of ``tone`` (None:
+    it is full resolution)."""
+    S = np.eye(3) if S is None else S
+    h, w = tone.shape
     s = min(1.0, long_side / max(h, w))
     if s >= 1.0:
-        return Level(luma, mask, np.eye(3))
+        return Level(rank_luma(tone), tone, mask, S)
     lw, lh = max(1, round(w * s)), max(1, round(h * s))
-    small = cv2.resize(luma, (lw, lh), interpolation=cv2.INTER_AREA)
-    # A proxy pixel is trusted only if (nearly) all the pixels it averages are.
+    small = cv2.resize(tone, (lw, lh), interpolation=cv2.INTER_AREA)
+    # A level pixel is trusted only if (nearly) all the pixels it averages are.
     small_mask = cv2.resize(mask, (lw, lh), interpolation=cv2.INTER_AREA)
     small_mask = np.where(small_mask >= 250, 255, 0).astype(np.uint8)
-    sx, sy = lw / w, lh / h
-    S = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
-    return Level(small, small_mask, S)
+    return Level(rank_luma(small), small, small_mask, _scaling((w, h), (lw, lh)) @ S)
 
 
-def prepare(luma: np.ndarray, mask: np.ndarray, proxy_size: int) -> Pyramid:
-    """The levels of one frame's normalised luma (H, W) and uint8 mask (H, W)."""
-    h, w = luma.shape
-    proxy = level(luma, mask, proxy_size)
-    refine = None
-    if max(h, w) > proxy_size:
-        refine = level(luma, mask, max(proxy_size, REFINE_SIZE))
-    return Pyramid((w, h), proxy, refine)
+def _scaling(size: tuple[int, int], to: tuple[int, int]) -> np.ndarray:
+    """(3, 3) pixel-centre mapping from an image of ``size`` (w, h) to one of ``to``."""
+    sx, sy = to[0] / size[0], to[1] / size[1]
+    return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
 
 
-def prepare_frame(image: np.ndarray, ev: float, proxy_size: int) -> Pyramid:
-    """The levels of a linear (H, W, 3) frame at relative exposure ``ev``."""
-    return prepare(*normalised_luma(image, ev), proxy_size)
+def prepare(tone: np.ndarray, mask: np.ndarray, proxy_size: int, S: np.ndarray | None = None,
+            full_size: tuple[int, int] | None = None) -> Pyramid:  # fmt: skip
+    """The levels of one frame's square-root luma (h, w) and uint8 mask (h, w); ``S``
+    and ``full_size`` when they are a downscaled copy of a larger frame."""
+    h, w = tone.shape
+    proxy = level(tone, mask, proxy_size, S)
+    refine = level(tone, mask, max(proxy_size, REFINE_SIZE), S) if max(h, w) > proxy_size else None
+    coarse = level(proxy.tone, proxy.mask, COARSE_SIZE, proxy.S)
+    return Pyramid(full_size or (w, h), coarse, proxy, refine)
+
+
+def prepare_frame(image: np.ndarray, proxy_size: int) -> Pyramid:
+    """The levels of a linear (H, W, 3) frame.
+
+    The frame is first downscaled to the finest level registration uses (long side
+    REFINE_SIZE), so its luma is computed on a quarter of a 4K frame's pixels; the
+    mask is then eroded by a pixel, since an average of clipped and unclipped pixels
+    can fall below CLIP_LEVEL.
+    """
+    h, w = image.shape[:2]
+    s = min(1.0, max(proxy_size, REFINE_SIZE) / max(h, w))
+    if s >= 1.0:
+        return prepare(*frame_luma(image), proxy_size)
+    lw, lh = max(1, round(w * s)), max(1, round(h * s))
+    small = cv2.resize(np.asarray(image, np.float32), (lw, lh), interpolation=cv2.INTER_AREA)
+    tone, mask = frame_luma(small)
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
+    return prepare(tone, mask, proxy_size, _scaling((w, h), (lw, lh)), (w, h))

@@ -1,13 +1,15 @@
 """The coarse search: a first guess of the motion between two frames, which ECC refines.
 
-A matcher looks at the proxies of the reference and the moving frame and returns a
-:class:`Guess`, or None when it finds nothing it trusts. :func:`coarse_guess` asks
-the matchers of :data:`MATCHERS` in turn: SIFT features matched with a ratio test
-and a MAGSAC homography (robust to large motion), then phase correlation (a
-translation, for flat or repetitive content), which always answers. A new matcher
-is a function ``(reference, moving) -> Guess | None`` placed in that tuple; what it
-computes per frame goes in :meth:`Pyramid.memo`, since an anchor frame is matched
-against more than one neighbour.
+Every matcher of :data:`MATCHERS` looks at the two frames and proposes a
+:class:`Guess`, or None when it finds nothing it trusts: no motion at all (a tripod
+bracket), the translation that best correlates the coarse levels over every shift
+(:func:`ncc_guess`, any distance, flat content included), and a homography from
+SIFT features matched with a ratio test and MAGSAC (rotation, perspective).
+:func:`coarse_guess` keeps the proposal under which the two frames agree best
+(:func:`agreement`). A new matcher is a function ``(reference, moving) -> Guess |
+None`` placed in that tuple; what it computes per frame goes in
+:meth:`Pyramid.memo`, since an anchor frame is matched against more than one
+neighbour.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from uhdfuse.align.checks import RegistrationFailure
+from uhdfuse.align.checks import MIN_OVERLAP, RegistrationFailure
 from uhdfuse.align.levels import Level, Pyramid
 from uhdfuse.config import AlignModel
 
 SIFT_FEATURES = 4000  # most keypoints detected per proxy
 RATIO_TEST = 0.75  # a match is kept when its distance is below this fraction of the second best's
 MIN_MATCHES = 12  # fewest ratio-tested matches, and fewest homography inliers, for a guess
+MIN_AGREEING = 256  # fewest trusted coarse pixels two frames must share for a guess to be scored
 
 
 def fit_model(src: np.ndarray, dst: np.ndarray, model: str) -> np.ndarray:
@@ -57,10 +60,10 @@ def fit_model(src: np.ndarray, dst: np.ndarray, model: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Guess:
-    """A first estimate of the proxy motion, reference pixel -> moving pixel."""
+    """A first estimate of the motion, reference pixel -> moving pixel, at full resolution."""
 
-    matrix: np.ndarray  # (3, 3) on the proxy
-    # (reference, moving) points (K, 2) on the proxy the matrix was fitted to, if any
+    matrix: np.ndarray  # (3, 3)
+    # (reference, moving) points (K, 2), at full resolution, the matrix was fitted to, if any
     matches: tuple[np.ndarray, np.ndarray] | None = None
 
     def start(self, model: str) -> np.ndarray:
@@ -77,6 +80,43 @@ class Guess:
 Matcher = Callable[[Pyramid, Pyramid], "Guess | None"]
 
 
+def identity_guess(ref: Pyramid, mov: Pyramid) -> Guess:
+    """No motion: what a tripod bracket has, and the start ECC needs for small shakes."""
+    return Guess(np.eye(3))
+
+
+def ncc_guess(ref: Pyramid, mov: Pyramid) -> Guess | None:
+    """The translation that maximises the normalised cross-correlation of the coarse
+    levels over their trusted overlap, among shifts that keep MIN_OVERLAP of the frame
+    (masked NCC in the Fourier domain, after Padfield 2012)."""
+    a, b = ref.coarse, mov.coarse
+    h, w = a.luma.shape
+    if b.luma.shape != (h, w):
+        return None
+    shape = (2 * h, 2 * w)  # room for every shift without wrap-around
+    fm, gm = (a.mask > 0).astype(np.float64), (b.mask > 0).astype(np.float64)
+    f, g = a.luma * fm, b.luma * gm
+    spectra = [np.fft.rfft2(x, s=shape) for x in (fm, gm, f, g, f * f, g * g)]
+    FM, GM, F, G, FF, GG = spectra
+
+    def corr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.fft.irfft2(np.conj(x) * y, s=shape)
+
+    n = corr(FM, GM)
+    sf, sg = corr(F, GM), corr(FM, G)
+    enough = n >= max(MIN_AGREEING, MIN_OVERLAP * h * w * float(fm.mean() * gm.mean()))
+    n = np.where(enough, n, 1.0)
+    num = corr(F, G) - sf * sg / n
+    var = (corr(FF, GM) - sf * sf / n) * (corr(FM, GG) - sg * sg / n)
+    ncc = np.where(enough & (var > 1e-12), num / np.sqrt(np.maximum(var, 1e-12)), -1.0)
+    ty, tx = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
+    if ncc[ty, tx] <= 0:
+        return None
+    shift = np.eye(3)
+    shift[:2, 2] = (tx if tx < w else tx - 2 * w, ty if ty < h else ty - 2 * h)
+    return Guess(a.to_full(shift))
+
+
 def _sift(proxy: Level) -> tuple[np.ndarray, np.ndarray | None]:
     """SIFT keypoint positions (K, 2) and descriptors (K, 128) on a proxy."""
     img8 = np.round(proxy.luma * 255.0).astype(np.uint8)
@@ -88,8 +128,13 @@ def _sift(proxy: Level) -> tuple[np.ndarray, np.ndarray | None]:
     return pts, desc
 
 
+def _to_full(level: Level, pts: np.ndarray) -> np.ndarray:
+    p = np.c_[pts, np.ones(len(pts))] @ np.linalg.inv(level.S).T
+    return p[:, :2]
+
+
 def sift_guess(ref: Pyramid, mov: Pyramid) -> Guess | None:
-    """Proxy homography from matched SIFT features, with its inlier points, or None."""
+    """Homography from matched SIFT features, with its inlier points, or None."""
     pr, dr = ref.memo("sift", lambda: _sift(ref.proxy))
     pm, dm = mov.memo("sift", lambda: _sift(mov.proxy))
     if dr is None or dm is None or len(pr) < 8 or len(pm) < 8:
@@ -104,32 +149,34 @@ def sift_guess(ref: Pyramid, mov: Pyramid) -> Guess | None:
     if H is None or inl is None or int(inl.sum()) < MIN_MATCHES:
         return None
     keep = inl.ravel().astype(bool)
-    return Guess(H / H[2, 2], (src[keep], dst[keep]))
+    return Guess(ref.proxy.to_full(H / H[2, 2]), (_to_full(ref.proxy, src[keep]), _to_full(mov.proxy, dst[keep])))
 
 
-def _trusted_or_mean(proxy: Level) -> np.ndarray:
-    """(h, w) luma with untrusted pixels set to the trusted mean, so clipping edges do not dominate."""
-    trusted = proxy.mask > 0
-    return np.where(trusted, proxy.luma, proxy.luma[trusted].mean() if proxy.mask.any() else 0)
+def agreement(ref: Level, mov: Level, M: np.ndarray) -> float:
+    """Correlation of ``ref``'s rank luma with ``mov``'s warped by full-resolution M,
+    over the pixels trusted in both; -1 when they share too few."""
+    h, w = ref.luma.shape
+    Ml = ref.from_full(M)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    warped = cv2.warpPerspective(mov.luma, Ml, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    wmask = cv2.warpPerspective(mov.mask, Ml, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
+    both = (ref.mask > 0) & (wmask > 0)
+    if int(both.sum()) < MIN_AGREEING:
+        return -1.0
+    a, b = ref.luma[both].astype(np.float64), warped[both].astype(np.float64)
+    sa, sb = a.std(), b.std()
+    if sa < 1e-9 or sb < 1e-9:
+        return -1.0
+    return float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
 
 
-def phase_guess(ref: Pyramid, mov: Pyramid) -> Guess:
-    """Translation from phase correlation on the proxies."""
-    a, b = _trusted_or_mean(ref.proxy), _trusted_or_mean(mov.proxy)
-    win = cv2.createHanningWindow(a.shape[::-1], cv2.CV_32F)
-    (dx, dy), _ = cv2.phaseCorrelate(a.astype(np.float32), b.astype(np.float32), win)
-    M = np.eye(3)
-    M[:2, 2] = (dx, dy)
-    return Guess(M)
-
-
-MATCHERS: tuple[Matcher, ...] = (sift_guess, phase_guess)
+MATCHERS: tuple[Matcher, ...] = (identity_guess, ncc_guess, sift_guess)
 
 
 def coarse_guess(ref: Pyramid, mov: Pyramid, matchers: tuple[Matcher, ...] = MATCHERS) -> Guess:
-    """The first guess of the first matcher that has one."""
-    for matcher in matchers:
-        guess = matcher(ref, mov)
-        if guess is not None:
-            return guess
-    raise RegistrationFailure("no first guess of the motion (no matcher found one)")
+    """The guess under which the two frames agree best (on the proxy), of all the
+    matchers propose."""
+    proposals = [g for g in (m(ref, mov) for m in matchers) if g is not None]
+    if not proposals:
+        raise RegistrationFailure("no first guess of the motion (no matcher found one)")
+    return max(proposals, key=lambda g: agreement(ref.proxy, mov.proxy, g.matrix))

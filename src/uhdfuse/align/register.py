@@ -15,7 +15,7 @@ import numpy as np
 
 from uhdfuse.align.checks import RegistrationFailure, accept, apply_matrix, corner_distance, grid_points, luma_residual
 from uhdfuse.align.ecc import MIN_CORRELATION, MOTION_MODELS, PROXY_ITERS, REFINE_ITERS, TRIAL_ITERS, ecc, ecc_matching
-from uhdfuse.align.levels import Level, Pyramid, as_mask, prepare
+from uhdfuse.align.levels import Level, Pyramid, prepare_frame
 from uhdfuse.align.matchers import coarse_guess, fit_model
 from uhdfuse.config import AlignConfig, AlignModel
 from uhdfuse.errors import AlignmentFailed, param
@@ -34,23 +34,66 @@ class Registration:
 
     matrix: np.ndarray  # (3, 3) float64, full-resolution reference pixel -> moving pixel
     residual: float  # see estimate_transform
-    model: str  # the motion model fitted (AUTO's choice, or the one asked for)
+    model: str  # the motion model fitted (AUTO's choice, NONE for identity, or the one asked for)
+
+
+def _about_as_good(residual: float, best: float) -> bool:
+    """Whether a simpler model's ``residual`` is as good as the ``best`` one's for AUTO
+    (on low-texture content the extra freedom of a richer model fits noise)."""
+    return residual <= best * (1 + AUTO_RESIDUAL_REL) + AUTO_RESIDUAL_TOL
 
 
 def register(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Registration:
     """``mov`` registered to ``ref`` with ``model`` (one of MOTION_MODELS, or AUTO).
 
-    Raises RegistrationFailure when the frames cannot be registered reliably.
+    AUTO returns exactly the identity (model NONE) when no motion does better than
+    none: a tripod bracket is never resampled. Raises RegistrationFailure when no
+    model, the identity included, explains the frames.
     """
     if ref.full_size != mov.full_size:
         raise RegistrationFailure(f"frame size {mov.full_size} differs from the reference {ref.full_size}")
+    try:
+        fitted = _fit(ref, mov, model, max_residual)
+    except RegistrationFailure as failure:
+        if model != AlignModel.AUTO:
+            raise
+        still = _identity(ref, mov, max_residual)
+        if still is None:
+            raise RegistrationFailure(f"{failure}; without motion {_measured(ref, mov)}") from None
+        return still
+    if model == AlignModel.AUTO:
+        identity = _identity(ref, mov, max_residual)
+        if identity is not None and (
+            corner_distance(fitted.matrix, np.eye(3), ref.full_size) <= AUTO_CORNER_TOL
+            or _about_as_good(identity.residual, fitted.residual)
+        ):
+            return identity
+    return fitted
+
+
+def _identity(ref: Pyramid, mov: Pyramid, max_residual: float) -> Registration | None:
+    """The identity as a registration, or None when it does not explain the frames."""
+    try:
+        return Registration(np.eye(3), accept(np.eye(3), ref.proxy, mov.proxy, ref.full_size, max_residual), AlignModel.NONE)
+    except RegistrationFailure:
+        return None
+
+
+def _measured(ref: Pyramid, mov: Pyramid) -> str:
+    residual = luma_residual(ref.proxy, mov.proxy, np.eye(3))
+    return "the frames share too few trusted pixels" if residual == np.inf else f"the residual is {residual:.3f}"
+
+
+def _fit(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Registration:
+    """ECC of ``model`` (AUTO: the simplest that fits) from the best coarse guess, on the
+    proxy and then the refinement level; raises RegistrationFailure."""
     size = ref.full_size
     rp, mp = ref.proxy, mov.proxy
     guess = coarse_guess(ref, mov)
 
     def on_proxy(m: str) -> np.ndarray:
         """ECC of model m on the proxy, started from the coarse guess."""
-        return ecc_matching(rp, mp, guess.start(m), m, iters=PROXY_ITERS)
+        return ecc_matching(rp, mp, rp.from_full(guess.start(m)), m, iters=PROXY_ITERS)
 
     if model == AlignModel.AUTO:
         chosen, Mp = _simplest_on_proxy(rp, mp, on_proxy, size)
@@ -74,8 +117,7 @@ def _simplest_on_proxy(
     as a homography, and its proxy matrix.
 
     A simpler model is enough when it lands within AUTO_CORNER_TOL px of the
-    homography at the frame corners, or when its residual is barely higher (on
-    low-texture content the homography's extra freedom fits noise).
+    homography at the frame corners, or when its residual is barely higher.
     """
     try:
         Mh = on_proxy(AlignModel.HOMOGRAPHY)
@@ -99,46 +141,46 @@ def _simplest_on_proxy(
         if rho < MIN_CORRELATION:
             continue
         close = corner_distance(rp.to_full(Mm), Mh_full, size) <= AUTO_CORNER_TOL
-        if close or luma_residual(rp, mp, Mm) <= rh * (1 + AUTO_RESIDUAL_REL) + AUTO_RESIDUAL_TOL:
+        if close or _about_as_good(luma_residual(rp, mp, Mm), rh):
             return m, Mm
     return AlignModel.HOMOGRAPHY, Mh
 
 
 def estimate_transform(
-    reference_luma: np.ndarray,
-    moving_luma: np.ndarray,
-    reference_mask: np.ndarray,
-    moving_mask: np.ndarray,
+    reference: np.ndarray,
+    moving: np.ndarray,
     *,
     model: str,
     proxy_size: int = AlignConfig.proxy_size,
     max_residual: float = AlignConfig.max_residual,
 ) -> tuple[np.ndarray, float]:
-    """Register a moving frame's luma to the reference's.
+    """Register a moving frame to the reference, whatever their exposures.
 
     Args:
-        reference_luma, moving_luma: (H, W) float32 from :func:`normalised_luma`.
-        reference_mask, moving_mask: (H, W) uint8 or bool, nonzero = trusted pixel.
+        reference, moving: (H, W, 3) float32 linear frames, 1.0 = each one's clipping
+            level; their exposures, gains and tone curves may differ (they are
+            compared by rank luma, :func:`~uhdfuse.align.levels.rank_luma`).
         model: "translation", "euclidean", "affine", "homography" or "auto" (the
-            simplest model that does about as well as a homography).
-        proxy_size: long side of the proxy used for the coarse search.
+            simplest model that does about as well as a homography, the identity
+            included).
+        proxy_size: long side of the proxy used for the first fit.
         max_residual: residual above which the registration is rejected.
 
     Returns:
         ``(M, residual)``: M is (3, 3) float64 mapping reference pixel coordinates
-        to moving pixel coordinates; residual is the RMS normalised-luma difference
-        over the trusted overlap after warping, measured on the proxy, once a
-        fitted tone curve has absorbed exposure and response differences, and
-        over the best-matching 90% of pixels (scene motion is not a registration
-        error).
+        to moving pixel coordinates; residual is the RMS square-root-luma
+        difference over the trusted overlap after warping, measured on the proxy,
+        once a fitted tone curve has absorbed exposure and response differences,
+        and over the best-matching 90% of pixels (scene motion is not a
+        registration error).
 
     Raises:
         AlignmentFailed: the frames cannot be registered reliably.
     """
     if model not in (*MOTION_MODELS, AlignModel.AUTO):
         raise ValueError(f"unknown motion model {model!r}")
-    ref = prepare(reference_luma, as_mask(reference_mask), proxy_size)
-    mov = prepare(moving_luma, as_mask(moving_mask), proxy_size)
+    ref = prepare_frame(reference, proxy_size)
+    mov = prepare_frame(moving, proxy_size)
     try:
         registration = register(ref, mov, model, max_residual)
     except RegistrationFailure as exc:

@@ -118,9 +118,9 @@ def register_chain(bracket: Bracket, config: AlignConfig) -> Chain:
     residuals = [0.0] * len(frames)
     used = AlignModel.NONE
     for i, j in _links(len(frames), ref_i):
-        moving = prepare_frame(frames[i].image, bracket.ev[i] - bracket.ev[j], config.proxy_size)
+        moving = prepare_frame(frames[i].image, config.proxy_size)
         if j not in anchors:
-            anchors[j] = prepare_frame(frames[j].image, 0.0, config.proxy_size)
+            anchors[j] = prepare_frame(frames[j].image, config.proxy_size)
         if config.model is AlignModel.NONE:
             residuals[i] = luma_residual(anchors[j].proxy, moving.proxy, np.eye(3))
         else:
