@@ -8,7 +8,7 @@ that has been built (``__post_init__`` checks it). Errors name the parameter
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -28,6 +28,7 @@ class AlignModel(StrEnum):
     NONE = "none"
     TRANSLATION = "translation"
     EUCLIDEAN = "euclidean"
+    AFFINE = "affine"
     HOMOGRAPHY = "homography"
     AUTO = "auto"
 
@@ -237,8 +238,3 @@ class MergeConfig:
         if self.bit_depth not in fmt.bit_depths:
             raise UsageError(f"{fmt.name} holds 8 bits per channel; write .tif or .png for 16-bit")
         return self.bit_depth
-
-
-def field_default(cls: type, name: str) -> object:
-    """The default of field ``name`` of dataclass ``cls`` (the CLI shows and uses it)."""
-    return next(f.default for f in fields(cls) if f.name == name)

@@ -24,12 +24,11 @@ ECC_EPS = 1e-5  # ECC stops when the correlation improves by less than this
 MIN_CORRELATION = 0.3  # ECC correlation below which frames are taken as unrelated
 GAUSS_SIZE = 5  # side of the Gaussian ECC blurs both lumas with
 
-# The motion models ECC fits. Affine is offered by estimate_transform only: a
-# bracket uses the simplest of the others that fits.
+# The motion models ECC fits (AUTO tries translation, euclidean and homography).
 ECC_MOTION: Mapping[str, int] = MappingProxyType({
     AlignModel.TRANSLATION.value: cv2.MOTION_TRANSLATION,
     AlignModel.EUCLIDEAN.value: cv2.MOTION_EUCLIDEAN,
-    "affine": cv2.MOTION_AFFINE,
+    AlignModel.AFFINE.value: cv2.MOTION_AFFINE,
     AlignModel.HOMOGRAPHY.value: cv2.MOTION_HOMOGRAPHY,
 })
 MOTION_MODELS: tuple[str, ...] = tuple(ECC_MOTION)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from uhdfuse.align.checks import MIN_OVERLAP, RegistrationFailure
+from uhdfuse.align.checks import MIN_OVERLAP, RegistrationFailure, check_plausible, coverage
 from uhdfuse.align.levels import Level, Pyramid
 from uhdfuse.config import AlignModel
 
@@ -48,7 +48,7 @@ def fit_model(src: np.ndarray, dst: np.ndarray, model: str) -> np.ndarray:
             R = (u @ vt).T
         M[:2, :2] = R
         M[:2, 2] = cd - R @ cs
-    elif model == "affine":
+    elif model == AlignModel.AFFINE:
         A, _ = cv2.estimateAffine2D(src, dst, method=cv2.LMEDS)
         if A is None:
             raise RegistrationFailure("could not fit an affine transform to the matched features")
@@ -173,10 +173,26 @@ def agreement(ref: Level, mov: Level, M: np.ndarray) -> float:
 MATCHERS: tuple[Matcher, ...] = (identity_guess, ncc_guess, sift_guess)
 
 
+def proposals(ref: Pyramid, mov: Pyramid, matchers: tuple[Matcher, ...] = MATCHERS) -> list[Guess]:
+    """What the matchers propose, less what no hand-held bracket does (see
+    :func:`~uhdfuse.align.checks.check_plausible`) or what leaves too little overlap."""
+    found = []
+    for guess in (m(ref, mov) for m in matchers):
+        if guess is None or not np.all(np.isfinite(guess.matrix)):
+            continue
+        try:
+            check_plausible(guess.matrix, ref.full_size)  # first: a singular matrix fails here
+        except RegistrationFailure:
+            continue
+        if coverage(guess.matrix, ref.full_size) >= MIN_OVERLAP:
+            found.append(guess)
+    return found
+
+
 def coarse_guess(ref: Pyramid, mov: Pyramid, matchers: tuple[Matcher, ...] = MATCHERS) -> Guess:
     """The guess under which the two frames agree best (on the proxy), of all the
     matchers propose."""
-    proposals = [g for g in (m(ref, mov) for m in matchers) if g is not None]
-    if not proposals:
+    found = proposals(ref, mov, matchers)
+    if not found:
         raise RegistrationFailure("no first guess of the motion (no matcher found one)")
-    return max(proposals, key=lambda g: agreement(ref.proxy, mov.proxy, g.matrix))
+    return max(found, key=lambda g: agreement(ref.proxy, mov.proxy, g.matrix))

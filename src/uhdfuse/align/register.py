@@ -9,8 +9,9 @@ the same on plain luma arrays, raising :class:`~uhdfuse.errors.AlignmentFailed`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from uhdfuse.align.checks import RegistrationFailure, accept, apply_matrix, corner_distance, grid_points, luma_residual
@@ -22,7 +23,12 @@ from uhdfuse.errors import AlignmentFailed, param
 
 AUTO_CORNER_TOL = 0.5  # px: a simpler model this close to the homography is enough
 AUTO_RESIDUAL_TOL = 0.002  # a simpler model with a residual within this (absolute)...
-AUTO_RESIDUAL_REL = 0.05  # ...plus this fraction of the homography's residual is enough
+AUTO_RESIDUAL_REL = 0.05  # ...plus this fraction of the richer model's residual is enough
+# Pixels left out of the second fit: those that disagree under the first fit by more
+# than OUTLIER_FACTOR times the typical (median) rank difference, and by more than
+# MIN_DISAGREEMENT (sensor noise and JPEG stay below it): what moved, not what is noisy.
+OUTLIER_FACTOR = 4.0
+MIN_DISAGREEMENT = 0.05
 # Tried by AUTO, simplest first, against the homography.
 SIMPLER_MODELS = (AlignModel.TRANSLATION, AlignModel.EUCLIDEAN)
 HINT = f"if the frames are already aligned, use {param('align.model', AlignModel.NONE.value)}"
@@ -57,6 +63,8 @@ def register(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Reg
     except RegistrationFailure as failure:
         if model != AlignModel.AUTO:
             raise
+        # No fit (frames many stops apart that share too little for ECC): the identity,
+        # when it explains them.
         still = _identity(ref, mov, max_residual)
         if still is None:
             raise RegistrationFailure(f"{failure}; without motion {_measured(ref, mov)}") from None
@@ -100,14 +108,35 @@ def _fit(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Registr
     else:
         chosen, Mp = model, on_proxy(model)
 
+    # What moved in the scene pulls a global fit: fit again without the pixels that
+    # disagree most under the first fit (the fusion deals with them, not the warp).
+    rp_static = replace(rp, mask=_agreeing(rp, mp, Mp))
+    Mp = ecc_matching(rp_static, mp, Mp, chosen, iters=PROXY_ITERS)
     M = rp.to_full(Mp)
     if mov.refine is not None:
         rl, ml = ref.refine, mov.refine
         assert rl is not None and ml is not None
+        static = cv2.resize(rp_static.mask, rl.mask.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        rl = replace(rl, mask=cv2.bitwise_and(rl.mask, static))
         M = rl.to_full(ecc_matching(rl, ml, rl.from_full(M), chosen, iters=REFINE_ITERS))
     if chosen != AlignModel.HOMOGRAPHY:
         M[2] = (0, 0, 1)
     return Registration(M, accept(M, rp, mp, size, max_residual), chosen)
+
+
+def _agreeing(ref: Level, mov: Level, M: np.ndarray) -> np.ndarray:
+    """``ref.mask`` without the pixels where ``mov``, warped by level matrix M, disagrees
+    most (see OUTLIER_FACTOR), grown by a few pixels to take the edges of what moved."""
+    h, w = ref.luma.shape
+    warped = cv2.warpPerspective(mov.luma, M, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    difference = cv2.GaussianBlur(np.abs(ref.luma - warped), (5, 5), 0)
+    trusted = ref.mask > 0
+    if not trusted.any():
+        return ref.mask
+    limit = max(MIN_DISAGREEMENT, OUTLIER_FACTOR * float(np.median(difference[trusted])))
+    moved = cv2.dilate((difference > limit).astype(np.uint8), np.ones((5, 5), np.uint8))
+    return np.where(moved > 0, 0, ref.mask).astype(np.uint8)
 
 
 def _simplest_on_proxy(

@@ -7,6 +7,8 @@ template on the way, so the CLI can still spell the settings it names as flags.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -80,18 +82,23 @@ class Outcome:
         message = Message(error) if error is not None else None
         return cls(job.index, job.name, status, job.output, job.inputs, job.reason, message, seconds, result, hashes)
 
-    def to_json(self) -> dict:
+    def to_json(self, spell: Callable[[str], str] = str) -> dict:
+        """The ``--json`` line and report entry; ``spell`` words the messages (the CLI's
+        flags; by default the Python parameters)."""
         done = self.status in ("ok", "skipped")
+        result = self.result
+        if result is not None and result.get("warnings"):
+            result = result | {"warnings": [spell(w) for w in result["warnings"]]}
         return {
             "index": self.index,
             "status": self.status,
             "output": self.output if done else None,  # `jq -r .output` lists only real files
             "target": self.output,
             "inputs": list(self.inputs),
-            "reason": self.reason,
-            "error": self.error,
+            "reason": spell(self.reason),
+            "error": spell(self.error) if self.error is not None else None,
             "seconds": round(self.seconds, 3),
-            "result": self.result,
+            "result": result,
         }
 
 

@@ -69,7 +69,7 @@ def _stem(template: str, values: Mapping[str, str]) -> str:
         stem = template.format_map({k: _safe(v) for k, v in values.items()})
     except (KeyError, IndexError, ValueError) as exc:
         fields = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
-        raise UsageError(f"bad {param('template')} {template!r} ({exc}); fields: {fields}") from None
+        raise UsageError(f"bad name template {param('template')} {template!r} ({exc}); fields: {fields}") from None
     parts = Path(stem).parts
     if not stem or Path(stem).is_absolute() or ".." in parts or not stem.strip(". "):
         raise UsageError(f"{param('template')} {template!r} gives {stem!r}, not a name inside the output folder")

@@ -50,7 +50,7 @@ class BatchSummary:
             return EXIT_OK
         return EXIT_SOME if done else EXIT_NONE
 
-    def to_json(self) -> dict:
+    def to_json(self, spell: Callable[[str], str] = str) -> dict:
         return {
             "uhdfuse": __version__,
             "exit_code": self.exit_code,
@@ -58,8 +58,8 @@ class BatchSummary:
             "exposure_anchor": self.exposure_anchor,
             "seconds": round(self.seconds, 3),
             "counts": {s: self.count(s) for s in STATUSES} | {"not_fused": len(self.not_fused)},
-            "brackets": [o.to_json() for o in self.outcomes],
-            "not_fused": [g.to_json() for g in self.not_fused],
+            "brackets": [o.to_json(spell) for o in self.outcomes],
+            "not_fused": [g.to_json(spell) for g in self.not_fused],
         }
 
 
@@ -80,9 +80,13 @@ class _Tally:
             self.on_outcome(o, len(self.outcomes), self.total)
 
 
-def run_batch(groups: Sequence[Group], options: BatchOptions, *, on_outcome: OnOutcome | None = None) -> BatchSummary:
+def run_batch(
+    groups: Sequence[Group], options: BatchOptions, *, on_outcome: OnOutcome | None = None,
+    spell: Callable[[str], str] = str,
+) -> BatchSummary:  # fmt: skip
     """Fuse every bracket among ``groups`` into ``options.output_dir``.
 
+    ``spell`` words the messages of the report file (the CLI passes its flags).
     ``on_outcome(outcome, finished, total)`` is called in the calling process as each
     bracket finishes (skipped ones first). The manifest is updated after each fused
     bracket and the report written (atomically) at the end, also when interrupted.
@@ -109,7 +113,7 @@ def run_batch(groups: Sequence[Group], options: BatchOptions, *, on_outcome: OnO
     )  # fmt: skip
     report = options.report or work.manifest.folder / REPORT_NAME
     if work.total or options.report:
-        write_json_atomic(report, summary.to_json())
+        write_json_atomic(report, summary.to_json(spell))
         summary.report = report
     return summary
 

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
-from uhdfuse.batch import DEFAULT_TEMPLATE, BatchOptions, output_names, plan, run_batch
+from uhdfuse.batch import BatchOptions, output_names, plan, run_batch
 from uhdfuse.config import Executor, Grouping
 from uhdfuse.errors import UsageError, param
-from uhdfuse.shoot import DEFAULT_GAP, find_groups
+from uhdfuse.shoot import find_groups
 
 from .options import FLAGS, DebugOption, FormatOption, JsonOption, fusion_options, merge_config
 from .report import console, err, groups_table, print_notes, reported, say, sigterm_interrupts, summary_table
 
 _BATCH = BatchOptions(output_dir=Path("."))  # the defaults of a batch's own settings
+_FIND = inspect.signature(find_groups).parameters  # and of how it finds the brackets
 
 
 def _batch_inputs(inputs: list[Path]) -> list[Path]:
@@ -35,7 +38,7 @@ def _batch_inputs(inputs: list[Path]) -> list[Path]:
 def batch(
     inputs: Annotated[list[Path], typer.Argument(help="Folders or files of a shoot; '-' reads paths from stdin.")],
     output: Annotated[Optional[Path], typer.Option(FLAGS["output_dir"], "-o", help="Folder for the fused images.")] = None,
-    gap: Annotated[float, typer.Option(FLAGS["gap"], min=0.0, help="Most seconds between two frames of one bracket.")] = DEFAULT_GAP,
+    gap: Annotated[float, typer.Option(FLAGS["gap"], min=0.0, help="Most seconds between two frames of one bracket.")] = _FIND["gap"].default,
     frames: Annotated[Optional[int], typer.Option(FLAGS["frames"], min=2, help="Sets of exactly N frames.")] = None,
     folders: Annotated[bool, typer.Option(FLAGS["folders"], help="Each folder (or subfolder) is one bracket.")] = False,
     name: Annotated[
@@ -45,15 +48,15 @@ def batch(
     recursive: Annotated[
         bool,
         typer.Option(f"{FLAGS['recursive']}/{FLAGS['recursive=False']}", help="Look into subfolders (a card's DCIM/100CANON, ...)."),
-    ] = True,
+    ] = _FIND["recursive"].default,
     workers: Annotated[int, typer.Option(FLAGS["workers"], "-j", min=1, help="Brackets fused at once (processes).")] = _BATCH.workers,
     executor: Annotated[Executor, typer.Option(FLAGS["executor"], help="Where the brackets run.")] = _BATCH.executor,
-    address: Annotated[Optional[str], typer.Option(FLAGS["address"], help="Ray cluster address (e.g. auto).")] = None,
+    address: Annotated[Optional[str], typer.Option(FLAGS["address"], help="Ray cluster address (e.g. auto).")] = _BATCH.address,
     resume: Annotated[
         bool, typer.Option(f"{FLAGS['resume']}/{FLAGS['resume=False']}", help="Skip brackets already fused with these settings.")
     ] = _BATCH.resume,
-    consistent: Annotated[bool, typer.Option(FLAGS["consistent"], help="One exposure normalisation for the whole shoot.")] = False,
-    report: Annotated[Optional[Path], typer.Option(FLAGS["report"], help="Report file (default OUTPUT/uhdfuse-report.json).")] = None,
+    consistent: Annotated[bool, typer.Option(FLAGS["consistent"], help="One exposure normalisation for the whole shoot.")] = _BATCH.consistent,
+    report: Annotated[Optional[Path], typer.Option(FLAGS["report"], help="Report file (default OUTPUT/uhdfuse-report.json).")] = _BATCH.report,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show the groups and why; fuse nothing.")] = False,
     as_json: JsonOption = False,
     debug: DebugOption = False,
@@ -88,7 +91,7 @@ def batch(
         summary = _run_with_progress(shoot.groups, options, as_json)
     for o in summary.outcomes:
         if o.status == "failed":
-            err.print(f"[bold red]failed[/] {o.name}: {say(o.error)}", soft_wrap=True)
+            err.print(f"[bold red]failed[/] {escape(o.name)}: {escape(say(o.error))}", soft_wrap=True)
     err.print(summary_table(summary))
     if summary.report is not None:
         err.print(f"report: {summary.report}")
@@ -100,14 +103,13 @@ def batch(
 def _show_plan(groups: list, options: BatchOptions, *, planned: bool, as_json: bool) -> None:
     """The groups, the output each bracket would get, and whether it is already up to date."""
     brackets = [i for i, g in enumerate(groups) if g.kind == "bracket"]
-    names = dict(zip(brackets, output_names([groups[i] for i in brackets], options.template, options.suffix)))
+    names = dict(zip(brackets, output_names([groups[i] for i in brackets], options.template, options.format)))
     todo = {j.name for j in plan(groups, options).jobs} if planned else set(names.values())
     if not as_json:
         console(stderr=False).print(groups_table(groups, names))
         return
     for i, g in enumerate(groups):
-        line = g.to_json() | {"output": names.get(i), "up_to_date": i in names and names[i] not in todo}
-        line["reason"] = say(g.reason)
+        line = g.to_json(say) | {"output": names.get(i), "up_to_date": i in names and names[i] not in todo}
         typer.echo(json.dumps(line))
 
 
@@ -122,8 +124,6 @@ def _run_with_progress(groups: list, options: BatchOptions, as_json: bool):  # n
         def on_outcome(o, done: int, total: int) -> None:  # noqa: ANN001 - batch.Outcome
             progress.update(task, completed=done, total=total, description=f"{o.status} {o.name}")
             if as_json:
-                line = o.to_json()
-                line["error"] = say(o.error) if o.error else o.error
-                typer.echo(json.dumps(line))
+                typer.echo(json.dumps(o.to_json(say)))
 
-        return run_batch(groups, options, on_outcome=on_outcome)
+        return run_batch(groups, options, on_outcome=on_outcome, spell=say)

@@ -9,13 +9,11 @@ restated. ``merge`` and ``batch`` share the fusion options under the same names.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Optional
-
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -119,14 +117,20 @@ EvOption = Annotated[Optional[str], typer.Option(FLAGS["ev"], help="EV of each i
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 BracketArgument = Annotated[list[Path], typer.Argument(help="A folder holding one bracket, or the bracket's files.")]
+_FORMAT_SPELLINGS = [s.lstrip(".") for f in OutputFormat for s in f.suffixes]
+
+
+def _output_format(value: str | OutputFormat) -> OutputFormat:
+    """Any suffix of a format (tif, tiff, jpeg): its outputs get the format's usual one."""
+    try:
+        return OutputFormat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(_FORMAT_SPELLINGS)}") from None
+
+
 FormatOption = Annotated[
-    OutputFormat,  # any suffix of the format is accepted (tiff, jpeg); its outputs get the usual one
-    typer.Option(
-        FLAGS["format"],
-        parser=OutputFormat,
-        metavar="|".join(s.lstrip(".") for f in OutputFormat for s in f.suffixes),
-        help="Output format.",
-    ),
+    OutputFormat,
+    typer.Option(FLAGS["format"], parser=_output_format, metavar="|".join(_FORMAT_SPELLINGS), help="Output format."),
 ]
 
 

@@ -80,7 +80,7 @@ def read_manifest(path: Path) -> dict:
     except FileNotFoundError:
         raise ModelError("weights manifest missing", mpath) from None
     except (OSError, ValueError) as exc:
-        raise ModelError(f"weights manifest unreadable ({exc})", mpath) from None
+        raise ModelError(f"weights manifest unreadable ({first_line(exc)})", mpath) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelError(f"not a {FORMAT} manifest", mpath)
     return manifest

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from uhdfuse.config import Device, check_cache_bits, check_chunk
+from uhdfuse.config import Device, MergeConfig, check_cache_bits, check_chunk
 from uhdfuse.errors import InconsistentBracket, Message, UsageError, param
 from uhdfuse.nn.ipl import IPL
 from uhdfuse.nn.weights import load_weights
@@ -89,7 +89,7 @@ def fuse_ipl(
     *,
     device: Device | str = Device.AUTO,
     chunk: int | None = None,
-    cache_bits: int = 8,
+    cache_bits: int = MergeConfig.cache_bits,
     weights: Path | None = None,
     model: IPL | None = None,
 ) -> tuple[np.ndarray, FuseStats]:

@@ -35,7 +35,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from uhdfuse.config import check_chunk
+from uhdfuse.config import MergeConfig, check_chunk
 from uhdfuse.nn.bands import BandPlan
 from uhdfuse.nn.ipl import IPL
 from uhdfuse.nn.layers import make_thumbnail
@@ -147,7 +147,7 @@ def stream_maps(
     reference: int,
     *,
     chunk: int | None = None,
-    cache_bits: int = 8,
+    cache_bits: int = MergeConfig.cache_bits,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     out: np.ndarray | None = None,

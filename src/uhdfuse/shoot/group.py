@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -33,7 +33,9 @@ class Group:
     def paths(self) -> tuple[Path, ...]:
         return tuple(f.path for f in self.frames)
 
-    def to_json(self) -> dict:
+    def to_json(self, spell: Callable[[str], str] = str) -> dict:
+        """The dry-run line and report entry; ``spell`` words the reason (the CLI's flags;
+        by default the Python parameters)."""
         first = self.frames[0]
         return {
             "kind": self.kind,
@@ -42,7 +44,7 @@ class Group:
             "camera": camera_name(first.camera),
             "time": first.time.isoformat() if first.time else None,
             "bias_ev": [f.exposure.bias_ev for f in self.frames],
-            "reason": self.reason,
+            "reason": spell(self.reason),
         }
 
 
