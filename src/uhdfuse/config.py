@@ -90,6 +90,20 @@ class OutputFormat(StrEnum):
         """Bits per channel the format holds, its default first; 32 is float (TIFF)."""
         return {"tif": (16, 8, 32), "png": (16, 8), "jpg": (8,)}[self.value]
 
+    def depth_problem(self, bits: int) -> str | None:
+        """Why the format cannot hold ``bits`` per channel, and which can; None when it can."""
+        if bits in self.bit_depths:
+            return None
+        why = f"{self.name} holds {_either(sorted(self.bit_depths))} bits per channel, not {bits}"
+        others = [f.name for f in OutputFormat if bits in f.bit_depths]
+        return f"{why}; write {_either(others)} for {bits}-bit" if others else why
+
+
+def _either(items: list[object]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    words = [str(i) for i in items]
+    return " or ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
+
 
 class Executor(StrEnum):
     """Where ``batch`` runs its brackets."""
@@ -235,6 +249,7 @@ class MergeConfig:
             return RADIANCE_BIT_DEPTH
         if self.bit_depth is None:
             return fmt.bit_depths[0]
-        if self.bit_depth not in fmt.bit_depths:
-            raise UsageError(f"{fmt.name} holds 8 bits per channel; write .tif or .png for 16-bit")
+        problem = fmt.depth_problem(self.bit_depth)
+        if problem is not None:
+            raise UsageError(problem)
         return self.bit_depth

@@ -114,14 +114,17 @@ class UhdfuseError(Exception):
     def __init__(self, reason: str, path: str | Path | None = None) -> None:
         self.reason = Message(reason)
         self.path = Path(path) if path is not None else None
-        super().__init__(self._with_path(str(self.reason)))
+        super().__init__(str(self.message))
 
-    def _with_path(self, reason: str) -> str:
-        return f"{self.path}: {reason}" if self.path is not None else reason
+    @property
+    def message(self) -> Message:
+        """The one-line message (the path, then the reason), parameters kept."""
+        reason = self.reason.template
+        return Message(f"{self.path}: {reason}" if self.path is not None else reason)
 
     def spelled(self, flags: Mapping[str, str]) -> str:
         """The one-line message with its parameters spelled by ``flags`` (the CLI's)."""
-        return self._with_path(self.reason.spelled(flags))
+        return self.message.spelled(flags)
 
     def __reduce__(self):  # noqa: ANN204 - keeps path and reason across processes
         return (_rebuild_error, (type(self), self.reason.template, self.path))

@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from uhdfuse.align.levels import Level
+from uhdfuse.align.levels import Level, warp_mask, warp_plane
 
 MIN_OVERLAP = 0.5  # fraction of the reference frame a moving frame must cover
 MAX_SCALE_CHANGE = 1.25  # singular values of the linear part must lie in [1/x, x]
@@ -94,9 +94,14 @@ def check_plausible(M: np.ndarray, size: tuple[int, int]) -> None:
         raise RegistrationFailure(f"implausible transform (perspective change {persp:.2f} across the frame)")
 
 
-def luma_residual(ref: Level, mov: Level, M: np.ndarray, *, unexplained: bool = False) -> float:
+def luma_residual(ref: Level, mov: Level, M: np.ndarray) -> float:
     """Robust RMS square-root-luma residual over the trusted overlap of ``mov`` warped
-    by level matrix M.
+    by level matrix M: the first of :func:`residuals`."""
+    return residuals(ref, mov, M)[0]
+
+
+def residuals(ref: Level, mov: Level, M: np.ndarray) -> tuple[float, float]:
+    """``(residual, unexplained)`` of ``mov`` warped by level matrix M onto ``ref``.
 
     One luma is predicted from the other through the tone curve that fits best
     (the mean value in each of TONE_BINS bins of the other's values), in the
@@ -104,27 +109,25 @@ def luma_residual(ref: Level, mov: Level, M: np.ndarray, *, unexplained: bool = 
     one, where the curve is a function (a dark 8-bit frame holds a shadow in a few
     codes that the brighter frame resolves; predicting the bright frame from those
     few codes would count that quantisation as misregistration). Exposure and tone
-    curves do not count; misplaced structure does, in both directions. The worst (1 - RESIDUAL_QUANTILE) of the pixels are left
-    out: things that moved in the scene (people, leaves) are not a registration
-    error. Returns inf when fewer than MIN_TRUSTED pixels overlap.
+    curves do not count; misplaced structure does, in both directions. The worst
+    (1 - RESIDUAL_QUANTILE) of the pixels are left out: things that moved in the
+    scene (people, leaves) are not a registration error.
+
+    ``residual`` is the RMS error of that prediction; ``unexplained`` the same as a
+    fraction of the spread of what is predicted (1 = unrelated frames). Both are inf
+    when fewer than MIN_TRUSTED pixels overlap.
     """
-    h, w = ref.tone.shape
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped = cv2.warpPerspective(mov.tone, M, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    wmask = cv2.warpPerspective(
-        mov.mask, M, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
-    )
-    valid = (ref.mask > 0) & (wmask > 0)
+    shape = ref.tone.shape
+    valid = (ref.mask > 0) & (warp_mask(mov.mask, M, shape) > 0)
     n = int(valid.sum())
     if n < MIN_TRUSTED:
-        return math.inf
+        return math.inf, math.inf
     a = ref.tone[valid].astype(np.float64)
-    b = warped[valid].astype(np.float64)
+    b = warp_plane(mov.tone, M, shape)[valid].astype(np.float64)
     keep = max(1, int(n * RESIDUAL_QUANTILE))
     trimmed = [np.partition(e, keep - 1)[:keep].mean() for e in (_tone_error2(a, b), _tone_error2(b, a))]
-    if unexplained:  # as a fraction of the spread of what is predicted: 1 = unrelated frames
-        trimmed = [t / max(v, 1e-12) for t, v in zip(trimmed, (b.var(), a.var()))]
-    return float(np.sqrt(min(trimmed)))
+    relative = [t / max(v, 1e-12) for t, v in zip(trimmed, (b.var(), a.var()))]
+    return float(np.sqrt(min(trimmed))), float(np.sqrt(min(relative)))
 
 
 def _tone_error2(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -144,12 +147,11 @@ def accept(M: np.ndarray, ref: Level, mov: Level, size: tuple[int, int], max_res
     cover = coverage(M, size)
     if cover < MIN_OVERLAP:
         raise RegistrationFailure(f"frames overlap on only {cover:.0%} of the frame")
-    residual = luma_residual(ref, mov, ref.from_full(M))
+    residual, unexplained = residuals(ref, mov, ref.from_full(M))
     if residual == math.inf:
         raise RegistrationFailure("too few well-exposed pixels in common with the frame it is registered to")
     if not residual <= max_residual:
         raise RegistrationFailure(f"registration residual {residual:.3f} exceeds {max_residual:.3f}")
-    unexplained = luma_residual(ref, mov, ref.from_full(M), unexplained=True)
     if not unexplained <= MAX_UNEXPLAINED:
         raise RegistrationFailure(f"frames do not match ({unexplained:.0%} of the luma unexplained after registration)")
     return residual

@@ -78,9 +78,18 @@ def rank_luma(tone: np.ndarray) -> np.ndarray:
     return mid_rank[index]
 
 
-def as_mask(mask: np.ndarray) -> np.ndarray:
-    """Any mask (nonzero = trusted) as uint8 0/255, the form OpenCV's masked calls take."""
-    return np.where(np.asarray(mask) > 0, 255, 0).astype(np.uint8)
+def warp_plane(plane: np.ndarray, M: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A level's (h', w') float32 ``plane`` seen on a reference level of ``shape`` (h, w)
+    through level matrix M (reference pixel -> plane pixel): bilinear, edges replicated."""
+    h, w = shape[:2]
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpPerspective(plane, M, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+def warp_mask(mask: np.ndarray, M: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """:func:`warp_plane` for a uint8 mask: nearest pixel, 0 outside the frame."""
+    h, w = shape[:2]
+    return cv2.warpPerspective(mask, M, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
 
 
 @dataclass

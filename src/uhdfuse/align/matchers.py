@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from uhdfuse.align.checks import MIN_OVERLAP, RegistrationFailure, check_plausible, coverage
-from uhdfuse.align.levels import Level, Pyramid
+from uhdfuse.align.checks import MIN_OVERLAP, RegistrationFailure, apply_matrix, check_plausible, coverage
+from uhdfuse.align.levels import Level, Pyramid, warp_mask, warp_plane
 from uhdfuse.config import AlignModel
 
 SIFT_FEATURES = 4000  # most keypoints detected per proxy
@@ -128,11 +128,6 @@ def _sift(proxy: Level) -> tuple[np.ndarray, np.ndarray | None]:
     return pts, desc
 
 
-def _to_full(level: Level, pts: np.ndarray) -> np.ndarray:
-    p = np.c_[pts, np.ones(len(pts))] @ np.linalg.inv(level.S).T
-    return p[:, :2]
-
-
 def sift_guess(ref: Pyramid, mov: Pyramid) -> Guess | None:
     """Homography from matched SIFT features, with its inlier points, or None."""
     pr, dr = ref.memo("sift", lambda: _sift(ref.proxy))
@@ -149,18 +144,16 @@ def sift_guess(ref: Pyramid, mov: Pyramid) -> Guess | None:
     if H is None or inl is None or int(inl.sum()) < MIN_MATCHES:
         return None
     keep = inl.ravel().astype(bool)
-    return Guess(ref.proxy.to_full(H / H[2, 2]), (_to_full(ref.proxy, src[keep]), _to_full(mov.proxy, dst[keep])))
+    to_full = (apply_matrix(np.linalg.inv(p.S), pts) for p, pts in ((ref.proxy, src[keep]), (mov.proxy, dst[keep])))
+    return Guess(ref.proxy.to_full(H / H[2, 2]), tuple(to_full))
 
 
 def agreement(ref: Level, mov: Level, M: np.ndarray) -> float:
     """Correlation of ``ref``'s rank luma with ``mov``'s warped by full-resolution M,
     over the pixels trusted in both; -1 when they share too few."""
-    h, w = ref.luma.shape
     Ml = ref.from_full(M)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped = cv2.warpPerspective(mov.luma, Ml, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    wmask = cv2.warpPerspective(mov.mask, Ml, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
-    both = (ref.mask > 0) & (wmask > 0)
+    warped = warp_plane(mov.luma, Ml, ref.luma.shape)
+    both = (ref.mask > 0) & (warp_mask(mov.mask, Ml, ref.luma.shape) > 0)
     if int(both.sum()) < MIN_AGREEING:
         return -1.0
     a, b = ref.luma[both].astype(np.float64), warped[both].astype(np.float64)

@@ -16,7 +16,7 @@ import numpy as np
 
 from uhdfuse.align.checks import RegistrationFailure, accept, apply_matrix, corner_distance, grid_points, luma_residual
 from uhdfuse.align.ecc import MIN_CORRELATION, MOTION_MODELS, PROXY_ITERS, REFINE_ITERS, TRIAL_ITERS, ecc, ecc_matching
-from uhdfuse.align.levels import Level, Pyramid, prepare_frame
+from uhdfuse.align.levels import Level, Pyramid, prepare_frame, warp_plane
 from uhdfuse.align.matchers import coarse_guess, fit_model
 from uhdfuse.config import AlignConfig, AlignModel
 from uhdfuse.errors import AlignmentFailed, param
@@ -127,10 +127,7 @@ def _fit(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Registr
 def _agreeing(ref: Level, mov: Level, M: np.ndarray) -> np.ndarray:
     """``ref.mask`` without the pixels where ``mov``, warped by level matrix M, disagrees
     most (see OUTLIER_FACTOR), grown by a few pixels to take the edges of what moved."""
-    h, w = ref.luma.shape
-    warped = cv2.warpPerspective(mov.luma, M, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                 borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-    difference = cv2.GaussianBlur(np.abs(ref.luma - warped), (5, 5), 0)
+    difference = cv2.GaussianBlur(np.abs(ref.luma - warp_plane(mov.luma, M, ref.luma.shape)), (5, 5), 0)
     trusted = ref.mask > 0
     if not trusted.any():
         return ref.mask

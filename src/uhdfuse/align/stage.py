@@ -113,21 +113,21 @@ def register_chain(bracket: Bracket, config: AlignConfig) -> Chain:
     """Each frame registered to its neighbour on the reference's side, matrices composed;
     with model NONE only the residuals of the frames as they are."""
     frames, ref_i = bracket.frames, bracket.reference
-    anchors: dict[int, Pyramid] = {}  # registration targets, luma in their own exposure
+    # Rank luma does not depend on the partner frame, so a frame's levels serve both
+    # when it is registered and when the next frame out is registered to it.
+    levels: dict[int, Pyramid] = {ref_i: prepare_frame(frames[ref_i].image, config.proxy_size)}
     transforms = [np.eye(3) for _ in frames]
     residuals = [0.0] * len(frames)
     used = AlignModel.NONE
     for i, j in _links(len(frames), ref_i):
-        moving = prepare_frame(frames[i].image, config.proxy_size)
-        if j not in anchors:
-            anchors[j] = prepare_frame(frames[j].image, config.proxy_size)
+        moving = levels[i] = prepare_frame(frames[i].image, config.proxy_size)
         if config.model is AlignModel.NONE:
-            residuals[i] = luma_residual(anchors[j].proxy, moving.proxy, np.eye(3))
+            residuals[i] = luma_residual(levels[j].proxy, moving.proxy, np.eye(3))
         else:
-            transforms[i], residuals[i], model = _place(anchors[j], moving, transforms[j], config, frames[i].path)
+            transforms[i], residuals[i], model = _place(levels[j], moving, transforms[j], config, frames[i].path)
             used = max(used, model, key=_COMPLEXITY.index)
         if j != ref_i:
-            del anchors[j]  # frame j anchors no other frame; free its luma levels
+            del levels[j]  # frame j anchors no other frame; free its levels
     return Chain(tuple(transforms), tuple(residuals), used)
 
 

@@ -67,7 +67,7 @@ class Outcome:
     @classmethod
     def failed(cls, job: Job, error: str | UhdfuseError, seconds: float = 0.0) -> Outcome:
         """A bracket that could not be fused; a UhdfuseError's message keeps its template."""
-        return cls._for(job, "failed", _message(error) if isinstance(error, UhdfuseError) else error, seconds)
+        return cls._for(job, "failed", error.message if isinstance(error, UhdfuseError) else error, seconds)
 
     @classmethod
     def interrupted(cls, job: Job, why: str, seconds: float = 0.0) -> Outcome:
@@ -100,9 +100,3 @@ class Outcome:
             "seconds": round(self.seconds, 3),
             "result": result,
         }
-
-
-def _message(exc: UhdfuseError) -> Message:
-    """``str(exc)`` (the path, then the reason) with the reason's parameters kept."""
-    reason = exc.reason.template
-    return Message(f"{exc.path}: {reason}" if exc.path is not None else reason)

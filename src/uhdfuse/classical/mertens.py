@@ -16,7 +16,8 @@ from uhdfuse.errors import InconsistentBracket, UsageError, param
 from uhdfuse.pyramid import blend_pyramid, encode_frame, max_levels, mertens_weights, normalise_weights
 
 
-def _check_stack(images: np.ndarray) -> np.ndarray:
+def check_stack(images: np.ndarray) -> np.ndarray:
+    """``images`` as an array; InconsistentBracket unless shaped (N, H, W, 3) with non-empty frames."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] < 1:
         raise InconsistentBracket(f"expected frames shaped (N, H, W, 3), got {images.shape}")
@@ -42,7 +43,7 @@ def fuse_mertens(
     :func:`~uhdfuse.threads.worker_threads` threads; the result does not depend
     on their number.
     """
-    images = _check_stack(images)
+    images = check_stack(images)
     if weights.sigma <= 0:
         raise UsageError(f"{param('mertens.sigma')} must be positive, got {weights.sigma}")
     count, height, width = images.shape[:3]

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InconsistentBracket
 from ..colour import srgb_encode
-from .mertens import _check_stack
+from .mertens import check_stack
 
 # Linear value (1.0 = clipping) from which a pixel counts as clipped: a little
 # below 1.0 because demosaicing, compression and resampling smear the clip.
@@ -61,7 +61,7 @@ def merge_radiance(
     are not clipped (black everywhere: the brightest frame), or the darkest
     frame where they are clipped in all of them. Returns (H, W, 3) float32 >= 0.
     """
-    images = _check_stack(images)
+    images = check_stack(images)
     count = images.shape[0]
     if len(ev) != count:
         raise InconsistentBracket(f"{count} frames but {len(ev)} exposure values")

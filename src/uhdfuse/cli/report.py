@@ -13,14 +13,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from uhdfuse.batch.jobs import STATUSES
+from uhdfuse.batch.run import EXIT_INTERRUPTED
 from uhdfuse.errors import UhdfuseError, spelled
 
 from .options import FLAGS
 
 # Rich cuts tables to 80 columns when it cannot ask a terminal: give a pipe the whole width.
 PIPE_WIDTH = 10_000
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
-EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process killed by it
 
 
 def console(stderr: bool) -> Console:
@@ -134,6 +135,6 @@ def summary_table(summary) -> Table:  # noqa: ANN001 - uhdfuse.batch.BatchSummar
     table = Table(title=f"batch: {len(summary.outcomes)} brackets in {summary.seconds:.1f} s")
     for col in ("fused", "up to date", "failed", "interrupted", "not fused (singles, leftovers, unreadable)"):
         table.add_column(col, justify="right")
-    counts = [str(summary.count(s)) for s in ("ok", "skipped", "failed", "interrupted")]
+    counts = [str(summary.count(s)) for s in STATUSES]
     table.add_row(*counts, str(len(summary.not_fused)))
     return table

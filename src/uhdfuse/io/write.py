@@ -129,17 +129,10 @@ def _output_format(path: Path, bit_depth: int) -> OutputFormat:
         fmt = OutputFormat.of(path)
     except UsageError as exc:
         raise OutputError(exc.reason, path) from None
-    if bit_depth not in fmt.bit_depths:
-        why = f"{fmt.name} holds {_either(sorted(fmt.bit_depths))} bits per channel, not {bit_depth}"
-        others = [f.name for f in OutputFormat if bit_depth in f.bit_depths]
-        raise OutputError(f"{why}; write {_either(others)} for {bit_depth}-bit" if others else why, path)
+    problem = fmt.depth_problem(bit_depth)
+    if problem is not None:
+        raise OutputError(problem, path)
     return fmt
-
-
-def _either(items: Sequence[object]) -> str:
-    """'a', 'a or b', 'a, b or c'."""
-    words = [str(i) for i in items]
-    return " or ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
 
 
 def _encode(temp: Path, pixels: np.ndarray, fmt: OutputFormat, quality: int, icc: bytes | None, target: Path) -> None:
