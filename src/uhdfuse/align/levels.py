@@ -6,17 +6,14 @@ tone curve (sRGB, a camera's S-curve, a JPEG engine's) change a pixel's value bu
 not its rank, so the same scene point has the same rank in every frame of a
 bracket without trusting the EVs or a response curve. What breaks the order is
 where the sensor saturates or records nothing: the mask leaves clipped pixels and
-the black floor out. :func:`prepare` builds a :class:`Pyramid` from it: a coarse
-level for the global search, a proxy for the first fit and a finer level for the
-last refinement. Matrices of each level relate to full resolution through
-:attr:`Level.S`.
+the black floor out. :func:`prepare_frame` builds a :class:`Pyramid` from it: a
+coarse level for the global search and a proxy for the sub-pixel fit. Matrices of
+each level relate to full resolution through :attr:`Level.S`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -30,13 +27,13 @@ CLIP_LEVEL = 0.97  # linear value at or above which a channel may be clipped
 NOISE_FLOOR = 0.0005
 RANK_BINS = 4096  # histogram bins (of square-root luma) the ranks are read from
 COARSE_SIZE = 256  # long side, in pixels, of the level the global search runs on
-REFINE_SIZE = 2048  # long side, in pixels, of the finest level ECC runs on
 # Largest float32 below CLIP_LEVEL and smallest above NOISE_FLOOR: the inclusive
 # bounds that give rank_luma's strict comparisons.
 _BELOW_CLIP = float(np.nextafter(np.float32(CLIP_LEVEL), np.float32(-np.inf)))
 _ABOVE_NOISE = float(np.nextafter(np.float32(NOISE_FLOOR), np.float32(np.inf)))
-
-T = TypeVar("T")
+# Square-root luma up to which an untrusted pixel is taken as black, not clipped:
+# half way, since untrusted pixels are either near 0 or near 1.
+_DARK_TONE = 0.5
 
 
 def frame_luma(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,6 +97,10 @@ class Level:
     tone: np.ndarray  # (h, w) float32 square-root luma: what the residual is measured on
     mask: np.ndarray  # (h, w) uint8, 255 = trusted
     S: np.ndarray  # (3, 3) float64: full-resolution pixel -> level pixel (pixel centres)
+    # Ranks that bound what the frame resolves: below ``floor`` lies its black floor,
+    # above ``ceiling`` what it clipped (clipped pixels are ranked brightest).
+    floor: float = 0.0
+    ceiling: float = 1.0
 
     def from_full(self, M: np.ndarray) -> np.ndarray:
         """A full-resolution (3, 3) reference -> moving matrix, in this level's pixels."""
@@ -111,23 +112,13 @@ class Level:
         return out / out[2, 2]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pyramid:
-    """A frame ready for registration: its coarse level, proxy and refinement level,
-    and a memo in which matchers keep what they computed on it (an anchor frame meets
-    several others)."""
+    """A frame ready for registration: its coarse level and proxy."""
 
     full_size: tuple[int, int]  # (W, H)
     coarse: Level
     proxy: Level
-    refine: Level | None  # None when the proxy already is the finest level
-    _memo: dict[str, object] = field(default_factory=dict, repr=False)
-
-    def memo(self, key: str, compute: Callable[[], T]) -> T:
-        """``compute()``, run once per frame and ``key``."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]  # type: ignore[return-value]
 
 
 def level(tone: np.ndarray, mask: np.ndarray, long_side: int, S: np.ndarray | None = None) -> Level:
@@ -137,14 +128,20 @@ def level(tone: np.ndarray, mask: np.ndarray, long_side: int, S: np.ndarray | No
     S = np.eye(3) if S is None else S
     h, w = tone.shape
     s = min(1.0, long_side / max(h, w))
-    if s >= 1.0:
-        return Level(rank_luma(tone), tone, mask, S)
-    lw, lh = max(1, round(w * s)), max(1, round(h * s))
-    small = cv2.resize(tone, (lw, lh), interpolation=cv2.INTER_AREA)
-    # A level pixel is trusted only if (nearly) all the pixels it averages are.
-    small_mask = cv2.resize(mask, (lw, lh), interpolation=cv2.INTER_AREA)
-    small_mask = np.where(small_mask >= 250, 255, 0).astype(np.uint8)
-    return Level(rank_luma(small), small, small_mask, _scaling((w, h), (lw, lh)) @ S)
+    if s < 1.0:
+        lw, lh = max(1, round(w * s)), max(1, round(h * s))
+        tone = cv2.resize(tone, (lw, lh), interpolation=cv2.INTER_AREA)
+        # A level pixel is trusted only if (nearly) all the pixels it averages are.
+        mask = np.where(cv2.resize(mask, (lw, lh), interpolation=cv2.INTER_AREA) >= 250, 255, 0).astype(np.uint8)
+        S = _scaling((w, h), (lw, lh)) @ S
+    untrusted = mask == 0
+    dark = untrusted & (tone <= _DARK_TONE)
+    clipped = untrusted & ~dark
+    # Clipped pixels ranked brightest whatever their luma: a pixel with one clipped
+    # channel is not darker than one with none.
+    luma = rank_luma(np.where(clipped, np.float32(1.0), tone))
+    n = max(1, tone.size)
+    return Level(luma, tone, mask, S, floor=float(dark.sum()) / n, ceiling=1.0 - float(clipped.sum()) / n)
 
 
 def _scaling(size: tuple[int, int], to: tuple[int, int]) -> np.ndarray:
@@ -153,31 +150,22 @@ def _scaling(size: tuple[int, int], to: tuple[int, int]) -> np.ndarray:
     return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
 
 
-def prepare(tone: np.ndarray, mask: np.ndarray, proxy_size: int, S: np.ndarray | None = None,
-            full_size: tuple[int, int] | None = None) -> Pyramid:  # fmt: skip
-    """The levels of one frame's square-root luma (h, w) and uint8 mask (h, w); ``S``
-    and ``full_size`` when they are a downscaled copy of a larger frame."""
-    h, w = tone.shape
-    proxy = level(tone, mask, proxy_size, S)
-    refine = level(tone, mask, max(proxy_size, REFINE_SIZE), S) if max(h, w) > proxy_size else None
-    coarse = level(proxy.tone, proxy.mask, COARSE_SIZE, proxy.S)
-    return Pyramid(full_size or (w, h), coarse, proxy, refine)
-
-
 def prepare_frame(image: np.ndarray, proxy_size: int) -> Pyramid:
     """The levels of a linear (H, W, 3) frame.
 
-    The frame is first downscaled to the finest level registration uses (long side
-    REFINE_SIZE), so its luma is computed on a quarter of a 4K frame's pixels; the
-    mask is then eroded by a pixel, since an average of clipped and unclipped pixels
-    can fall below CLIP_LEVEL.
+    The frame is downscaled to the proxy (long side ``proxy_size``) before its luma
+    is computed, in one pass over the full-resolution pixels; the mask is then eroded
+    by a pixel, since an average of clipped and unclipped pixels can fall below
+    CLIP_LEVEL.
     """
     h, w = image.shape[:2]
-    s = min(1.0, max(proxy_size, REFINE_SIZE) / max(h, w))
+    s = min(1.0, proxy_size / max(h, w))
     if s >= 1.0:
-        return prepare(*frame_luma(image), proxy_size)
-    lw, lh = max(1, round(w * s)), max(1, round(h * s))
-    small = cv2.resize(np.asarray(image, np.float32), (lw, lh), interpolation=cv2.INTER_AREA)
-    tone, mask = frame_luma(small)
-    mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
-    return prepare(tone, mask, proxy_size, _scaling((w, h), (lw, lh)), (w, h))
+        proxy = level(*frame_luma(image), proxy_size)
+    else:
+        lw, lh = max(1, round(w * s)), max(1, round(h * s))
+        small = cv2.resize(np.asarray(image, np.float32), (lw, lh), interpolation=cv2.INTER_AREA)
+        tone, mask = frame_luma(small)
+        proxy = level(tone, cv2.erode(mask, np.ones((3, 3), np.uint8)), proxy_size, _scaling((w, h), (lw, lh)))
+    coarse = level(proxy.tone, proxy.mask, COARSE_SIZE, proxy.S)
+    return Pyramid((w, h), coarse, proxy)

@@ -1,15 +1,15 @@
-"""The coarse search: a first guess of the motion between two frames, which ECC refines.
+"""The coarse search: first guesses of the motion between two frames, which the
+fit refines (:mod:`~uhdfuse.align.lk`).
 
-Every matcher of :data:`MATCHERS` looks at the two frames and proposes a
-:class:`Guess`, or None when it finds nothing it trusts: no motion at all (a tripod
-bracket), the translation that best correlates the coarse levels over every shift
-(:func:`ncc_guess`, any distance, flat content included), and a homography from
-SIFT features matched with a ratio test and MAGSAC (rotation, perspective).
-:func:`coarse_guess` keeps the proposal under which the two frames agree best
-(:func:`agreement`). A new matcher is a function ``(reference, moving) -> Guess |
-None`` placed in that tuple; what it computes per frame goes in
-:meth:`Pyramid.memo`, since an anchor frame is matched against more than one
-neighbour.
+A matcher looks at two frames made comparable (:func:`~uhdfuse.align.compare.clipped_alike`)
+and proposes a :class:`Guess`, or None when it finds nothing it trusts. The direct
+matchers (:data:`DIRECT_MATCHERS`) are cheap: no motion at all (a tripod bracket)
+and the translation that best correlates the coarse levels over every shift
+(:func:`ncc_guess`, any distance, flat content included). The feature matcher, a
+homography from SIFT features matched with a ratio test and MAGSAC (large
+rotation, perspective), runs only when the fit from those fails. A new matcher is
+a function ``(reference, moving) -> Guess | None`` placed in one of the tuples;
+:func:`proposals` drops what no hand-held bracket does.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import cv2
 import numpy as np
 
 from uhdfuse.align.checks import MIN_OVERLAP, RegistrationFailure, apply_matrix, check_plausible, coverage
-from uhdfuse.align.levels import Level, Pyramid, warp_mask, warp_plane
+from uhdfuse.align.levels import Level, Pyramid
 from uhdfuse.config import AlignModel
 
 SIFT_FEATURES = 4000  # most keypoints detected per proxy
 RATIO_TEST = 0.75  # a match is kept when its distance is below this fraction of the second best's
 MIN_MATCHES = 12  # fewest ratio-tested matches, and fewest homography inliers, for a guess
-MIN_AGREEING = 256  # fewest trusted coarse pixels two frames must share for a guess to be scored
+MIN_SHARED = 256  # fewest trusted coarse pixels two frames must share for a shift to be scored
 
 
 def fit_model(src: np.ndarray, dst: np.ndarray, model: str) -> np.ndarray:
@@ -81,7 +81,7 @@ Matcher = Callable[[Pyramid, Pyramid], "Guess | None"]
 
 
 def identity_guess(ref: Pyramid, mov: Pyramid) -> Guess:
-    """No motion: what a tripod bracket has, and the start ECC needs for small shakes."""
+    """No motion: what a tripod bracket has, and the start a fit needs for small shakes."""
     return Guess(np.eye(3))
 
 
@@ -104,7 +104,7 @@ def ncc_guess(ref: Pyramid, mov: Pyramid) -> Guess | None:
 
     n = corr(FM, GM)
     sf, sg = corr(F, GM), corr(FM, G)
-    enough = n >= max(MIN_AGREEING, MIN_OVERLAP * h * w * float(fm.mean() * gm.mean()))
+    enough = n >= max(MIN_SHARED, MIN_OVERLAP * h * w * float(fm.mean() * gm.mean()))
     n = np.where(enough, n, 1.0)
     num = corr(F, G) - sf * sg / n
     var = (corr(FF, GM) - sf * sf / n) * (corr(FM, GG) - sg * sg / n)
@@ -130,8 +130,8 @@ def _sift(proxy: Level) -> tuple[np.ndarray, np.ndarray | None]:
 
 def sift_guess(ref: Pyramid, mov: Pyramid) -> Guess | None:
     """Homography from matched SIFT features, with its inlier points, or None."""
-    pr, dr = ref.memo("sift", lambda: _sift(ref.proxy))
-    pm, dm = mov.memo("sift", lambda: _sift(mov.proxy))
+    pr, dr = _sift(ref.proxy)
+    pm, dm = _sift(mov.proxy)
     if dr is None or dm is None or len(pr) < 8 or len(pm) < 8:
         return None
     matches = cv2.BFMatcher(cv2.NORM_L2).knnMatch(dr, dm, k=2)
@@ -148,25 +148,14 @@ def sift_guess(ref: Pyramid, mov: Pyramid) -> Guess | None:
     return Guess(ref.proxy.to_full(H / H[2, 2]), tuple(to_full))
 
 
-def agreement(ref: Level, mov: Level, M: np.ndarray) -> float:
-    """Correlation of ``ref``'s rank luma with ``mov``'s warped by full-resolution M,
-    over the pixels trusted in both; -1 when they share too few."""
-    Ml = ref.from_full(M)
-    warped = warp_plane(mov.luma, Ml, ref.luma.shape)
-    both = (ref.mask > 0) & (warp_mask(mov.mask, Ml, ref.luma.shape) > 0)
-    if int(both.sum()) < MIN_AGREEING:
-        return -1.0
-    a, b = ref.luma[both].astype(np.float64), warped[both].astype(np.float64)
-    sa, sb = a.std(), b.std()
-    if sa < 1e-9 or sb < 1e-9:
-        return -1.0
-    return float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
+# Tried first: cheap, and enough for most brackets (tripod, shake without much rotation).
+DIRECT_MATCHERS: tuple[Matcher, ...] = (identity_guess, ncc_guess)
+# Tried when those fail: large rotation, perspective, little overlap.
+FEATURE_MATCHERS: tuple[Matcher, ...] = (sift_guess,)
+MATCHERS: tuple[Matcher, ...] = DIRECT_MATCHERS + FEATURE_MATCHERS
 
 
-MATCHERS: tuple[Matcher, ...] = (identity_guess, ncc_guess, sift_guess)
-
-
-def proposals(ref: Pyramid, mov: Pyramid, matchers: tuple[Matcher, ...] = MATCHERS) -> list[Guess]:
+def proposals(ref: Pyramid, mov: Pyramid, matchers: tuple[Matcher, ...]) -> list[Guess]:
     """What the matchers propose, less what no hand-held bracket does (see
     :func:`~uhdfuse.align.checks.check_plausible`) or what leaves too little overlap."""
     found = []
@@ -180,12 +169,3 @@ def proposals(ref: Pyramid, mov: Pyramid, matchers: tuple[Matcher, ...] = MATCHE
         if coverage(guess.matrix, ref.full_size) >= MIN_OVERLAP:
             found.append(guess)
     return found
-
-
-def coarse_guess(ref: Pyramid, mov: Pyramid, matchers: tuple[Matcher, ...] = MATCHERS) -> Guess:
-    """The guess under which the two frames agree best (on the proxy), of all the
-    matchers propose."""
-    found = proposals(ref, mov, matchers)
-    if not found:
-        raise RegistrationFailure("no first guess of the motion (no matcher found one)")
-    return max(found, key=lambda g: agreement(ref.proxy, mov.proxy, g.matrix))

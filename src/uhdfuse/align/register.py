@@ -9,26 +9,39 @@ the same on plain luma arrays, raising :class:`~uhdfuse.errors.AlignmentFailed`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from uhdfuse.align.checks import RegistrationFailure, accept, apply_matrix, corner_distance, grid_points, luma_residual
-from uhdfuse.align.ecc import MIN_CORRELATION, MOTION_MODELS, PROXY_ITERS, REFINE_ITERS, TRIAL_ITERS, ecc, ecc_matching
-from uhdfuse.align.levels import Level, Pyramid, prepare_frame, warp_plane
-from uhdfuse.align.matchers import coarse_guess, fit_model
+from uhdfuse.align.compare import clipped_alike, matched
+from uhdfuse.align.checks import (
+    MAX_CHANCE_RATIO,
+    RegistrationFailure,
+    accept,
+    apply_matrix,
+    better_than_chance,
+    corner_distance,
+    grid_points,
+    luma_residual,
+)
+from uhdfuse.align.levels import Level, Pyramid, prepare_frame
+from uhdfuse.align.lk import MOTION_MODELS, Fit, refine
+from uhdfuse.align.matchers import DIRECT_MATCHERS, FEATURE_MATCHERS, Matcher, fit_model, proposals
 from uhdfuse.config import AlignConfig, AlignModel
 from uhdfuse.errors import AlignmentFailed, param
 
 AUTO_CORNER_TOL = 0.5  # px: a simpler model this close to the homography is enough
-AUTO_RESIDUAL_TOL = 0.002  # a simpler model with a residual within this (absolute)...
-AUTO_RESIDUAL_REL = 0.05  # ...plus this fraction of the richer model's residual is enough
-# Pixels left out of the second fit: those that disagree under the first fit by more
-# than OUTLIER_FACTOR times the typical (median) rank difference, and by more than
-# MIN_DISAGREEMENT (sensor noise and JPEG stay below it): what moved, not what is noisy.
-OUTLIER_FACTOR = 4.0
-MIN_DISAGREEMENT = 0.05
+# The identity is enough when its residual is within this (absolute)...
+IDENTITY_RESIDUAL_TOL = 0.002
+IDENTITY_RESIDUAL_REL = 0.05  # ...plus this fraction of the fitted model's residual.
+# A simpler model is enough when its fit's cost is within this fraction of the
+# homography's: on content that does not pin a homography down (flat, one plane
+# of texture) the extra freedom fits noise at no gain.
+SIMPLER_COST_REL = 0.02
+# The proxy fit is repeated, the tone curve and what moved measured anew under the
+# last fit, until it moves no corner by more than ROUND_TOL px (at most MAX_ROUNDS).
+MAX_ROUNDS = 4
+ROUND_TOL = 0.05
 # Tried by AUTO, simplest first, against the homography.
 SIMPLER_MODELS = (AlignModel.TRANSLATION, AlignModel.EUCLIDEAN)
 HINT = f"if the frames are already aligned, use {param('align.model', AlignModel.NONE.value)}"
@@ -43,12 +56,6 @@ class Registration:
     model: str  # the motion model fitted (AUTO's choice, NONE for identity, or the one asked for)
 
 
-def _about_as_good(residual: float, best: float) -> bool:
-    """Whether a simpler model's ``residual`` is as good as the ``best`` one's for AUTO
-    (on low-texture content the extra freedom of a richer model fits noise)."""
-    return residual <= best * (1 + AUTO_RESIDUAL_REL) + AUTO_RESIDUAL_TOL
-
-
 def register(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Registration:
     """``mov`` registered to ``ref`` with ``model`` (one of MOTION_MODELS, or AUTO).
 
@@ -56,35 +63,60 @@ def register(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Reg
     none: a tripod bracket is never resampled. Raises RegistrationFailure when no
     model, the identity included, explains the frames.
     """
-    if ref.full_size != mov.full_size:
-        raise RegistrationFailure(f"frame size {mov.full_size} differs from the reference {ref.full_size}")
+    size = ref.full_size
+    if size != mov.full_size:
+        raise RegistrationFailure(f"frame size {mov.full_size} differs from the reference {size}")
+    def measure(M: np.ndarray) -> float:
+        """Residual of full-resolution matrix M on the frames as prepared."""
+        return luma_residual(ref.proxy, mov.proxy, ref.proxy.from_full(M))
+
     try:
-        fitted = _fit(ref, mov, model, max_residual)
+        fitted = _registered(clipped_alike(ref, mov), model, measure, lambda M: _accepted_fit(M, ref, mov, max_residual))
     except RegistrationFailure as failure:
         if model != AlignModel.AUTO:
             raise
-        # No fit (frames many stops apart that share too little for ECC): the identity,
-        # when it explains them.
-        still = _identity(ref, mov, max_residual)
-        if still is None:
-            raise RegistrationFailure(f"{failure}; without motion {_measured(ref, mov)}") from None
-        return still
+        # No fit (frames many stops apart that share too little): the identity, when
+        # it explains them; else whether anything contradicts it, for the bracket
+        # to decide.
+        still = _identity(ref, mov, max_residual, shown=True)
+        if still is not None:
+            return still
+        unmoved = _identity(ref, mov, max_residual, shown=False)
+        raise RegistrationFailure(
+            f"{failure}; without motion {_measured(ref, mov)}", unmoved=None if unmoved is None else unmoved.residual
+        ) from None
     if model == AlignModel.AUTO:
-        identity = _identity(ref, mov, max_residual)
+        # The fit showed the frames match; the identity need only do as well.
+        identity = _identity(ref, mov, max_residual, shown=False)
         if identity is not None and (
-            corner_distance(fitted.matrix, np.eye(3), ref.full_size) <= AUTO_CORNER_TOL
-            or _about_as_good(identity.residual, fitted.residual)
+            corner_distance(fitted.matrix, np.eye(3), size) <= AUTO_CORNER_TOL
+            or identity.residual <= fitted.residual * (1 + IDENTITY_RESIDUAL_REL) + IDENTITY_RESIDUAL_TOL
         ):
             return identity
     return fitted
 
 
-def _identity(ref: Pyramid, mov: Pyramid, max_residual: float) -> Registration | None:
-    """The identity as a registration, or None when it does not explain the frames."""
+def _accepted_fit(M: np.ndarray, ref: Pyramid, mov: Pyramid, max_residual: float) -> float:
+    """:func:`~uhdfuse.align.checks.accept` of a fitted M, which must also explain the
+    frames better than chance where that can be measured; its residual."""
+    residual = accept(M, ref, mov, max_residual)
+    ratio = better_than_chance(M, ref, mov)
+    if ratio > MAX_CHANCE_RATIO:  # nan (not measurable) passes: the fit itself converged
+        raise RegistrationFailure(f"frames do not match (they agree hardly better than by chance: {ratio:.2f})")
+    return residual
+
+
+def _identity(ref: Pyramid, mov: Pyramid, max_residual: float, *, shown: bool) -> Registration | None:
+    """The identity as a registration, or None when it does not explain the frames
+    (:func:`~uhdfuse.align.checks.accept`) or, if it must be ``shown``, when the frames
+    do not agree under it clearly better than by chance."""
     try:
-        return Registration(np.eye(3), accept(np.eye(3), ref.proxy, mov.proxy, ref.full_size, max_residual), AlignModel.NONE)
+        residual = accept(np.eye(3), ref, mov, max_residual)
     except RegistrationFailure:
         return None
+    if shown and not better_than_chance(np.eye(3), ref, mov) <= MAX_CHANCE_RATIO:
+        return None
+    return Registration(np.eye(3), residual, AlignModel.NONE)
 
 
 def _measured(ref: Pyramid, mov: Pyramid) -> str:
@@ -92,84 +124,91 @@ def _measured(ref: Pyramid, mov: Pyramid) -> str:
     return "the frames share too few trusted pixels" if residual == np.inf else f"the residual is {residual:.3f}"
 
 
-def _fit(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Registration:
-    """ECC of ``model`` (AUTO: the simplest that fits) from the best coarse guess, on the
-    proxy and then the refinement level; raises RegistrationFailure."""
-    size = ref.full_size
-    rp, mp = ref.proxy, mov.proxy
-    guess = coarse_guess(ref, mov)
-
-    def on_proxy(m: str) -> np.ndarray:
-        """ECC of model m on the proxy, started from the coarse guess."""
-        return ecc_matching(rp, mp, rp.from_full(guess.start(m)), m, iters=PROXY_ITERS)
-
-    if model == AlignModel.AUTO:
-        chosen, Mp = _simplest_on_proxy(rp, mp, on_proxy, size)
-    else:
-        chosen, Mp = model, on_proxy(model)
-
-    # What moved in the scene pulls a global fit: fit again without the pixels that
-    # disagree most under the first fit (the fusion deals with them, not the warp).
-    rp_static = replace(rp, mask=_agreeing(rp, mp, Mp))
-    Mp = ecc_matching(rp_static, mp, Mp, chosen, iters=PROXY_ITERS)
-    M = rp.to_full(Mp)
-    if mov.refine is not None:
-        rl, ml = ref.refine, mov.refine
-        assert rl is not None and ml is not None
-        static = cv2.resize(rp_static.mask, rl.mask.shape[::-1], interpolation=cv2.INTER_NEAREST)
-        rl = replace(rl, mask=cv2.bitwise_and(rl.mask, static))
-        M = rl.to_full(ecc_matching(rl, ml, rl.from_full(M), chosen, iters=REFINE_ITERS))
-    if chosen != AlignModel.HOMOGRAPHY:
-        M[2] = (0, 0, 1)
-    return Registration(M, accept(M, rp, mp, size, max_residual), chosen)
+Measure = Callable[[np.ndarray], float]  # full-resolution matrix -> residual of the frames as prepared
 
 
-def _agreeing(ref: Level, mov: Level, M: np.ndarray) -> np.ndarray:
-    """``ref.mask`` without the pixels where ``mov``, warped by level matrix M, disagrees
-    most (see OUTLIER_FACTOR), grown by a few pixels to take the edges of what moved."""
-    difference = cv2.GaussianBlur(np.abs(ref.luma - warp_plane(mov.luma, M, ref.luma.shape)), (5, 5), 0)
-    trusted = ref.mask > 0
-    if not trusted.any():
-        return ref.mask
-    limit = max(MIN_DISAGREEMENT, OUTLIER_FACTOR * float(np.median(difference[trusted])))
-    moved = cv2.dilate((difference > limit).astype(np.uint8), np.ones((5, 5), np.uint8))
-    return np.where(moved > 0, 0, ref.mask).astype(np.uint8)
+def _registered(
+    pair: tuple[Pyramid, Pyramid], model: str, measure: Measure, acceptance: Callable[[np.ndarray], float]
+) -> Registration:
+    """The fit from the direct guesses, or, when it fails or is not accepted, from
+    features (slower: SIFT on both proxies); raises the last RegistrationFailure."""
+    failure = RegistrationFailure("no first guess of the motion (no matcher found one)")
+    for matchers in (DIRECT_MATCHERS, FEATURE_MATCHERS):
+        try:
+            M, chosen = _fit(*pair, model, measure, matchers)
+            return Registration(M, acceptance(M), chosen)
+        except RegistrationFailure as exc:
+            failure = exc
+    raise failure
 
 
-def _simplest_on_proxy(
-    rp: Level, mp: Level, on_proxy: Callable[[str], np.ndarray], size: tuple[int, int]
-) -> tuple[str, np.ndarray]:
-    """The simplest model (translation < euclidean < homography) that does about as well
-    as a homography, and its proxy matrix.
-
-    A simpler model is enough when it lands within AUTO_CORNER_TOL px of the
-    homography at the frame corners, or when its residual is barely higher.
-    """
+def _fit(ref: Pyramid, mov: Pyramid, model: str, measure: Measure, matchers: tuple[Matcher, ...]) -> tuple[np.ndarray, str]:
+    """``model`` (AUTO: the simplest that fits) refined from the best of the guesses of
+    ``matchers``, on the coarse levels and then the proxies of frames made comparable
+    (:mod:`~uhdfuse.align.compare`): the full-resolution matrix and the model fitted.
+    Raises RegistrationFailure."""
+    guesses = proposals(ref, mov, matchers)
+    if not guesses:
+        raise RegistrationFailure("no first guess of the motion (no matcher found one)")
+    # Coarse: few parameters fitted from every guess; of the guesses and their fits,
+    # the one that explains the frames best is kept (a feature guess may already be
+    # closer than a fit with fewer parameters gets).
+    coarse_model = AlignModel.TRANSLATION if model == AlignModel.TRANSLATION else AlignModel.EUCLIDEAN
+    candidates = [guess.matrix for guess in guesses]
+    for guess in guesses:
+        try:
+            candidates.append(_refined(ref.coarse, mov.coarse, guess.start(coarse_model), coarse_model, moved=False))
+        except RegistrationFailure:
+            pass
+    M = min(candidates, key=measure)
+    # Proxy: the model, repeated with the tone curve and what moved measured anew
+    # under each fit, which is closer than the one before.
+    first = AlignModel.HOMOGRAPHY if model == AlignModel.AUTO else model
     try:
-        Mh = on_proxy(AlignModel.HOMOGRAPHY)
+        for _ in range(MAX_ROUNDS):
+            rp, mp = matched(ref.proxy, mov.proxy, ref.proxy.from_full(M))
+            fit = refine(rp, mp, rp.from_full(M), first)
+            previous, M = M, rp.to_full(fit.matrix)
+            if corner_distance(M, previous, ref.full_size) < ROUND_TOL:
+                break
     except RegistrationFailure:
-        # A homography can fail to converge where fewer parameters still work (flat content).
+        if model != AlignModel.AUTO:
+            raise
+        # A homography can fail where fewer parameters still fit (flat content).
         for m in reversed(SIMPLER_MODELS):
             try:
-                return m, on_proxy(m)
+                return _refined(ref.proxy, mov.proxy, M, m), m
             except RegistrationFailure:
                 pass
         raise
-    rh = luma_residual(rp, mp, Mh)
-    Mh_full = rp.to_full(Mh)
-    grid = grid_points(rp.luma.shape)
+    if model != AlignModel.AUTO:
+        return M, model
+    return _simplest(rp, mp, fit, ref.full_size)
+
+
+def _refined(ref: Level, mov: Level, M: np.ndarray, model: str, *, moved: bool = True) -> np.ndarray:
+    """Full-resolution M refined with ``model`` on one level of both frames, compared
+    as :func:`~uhdfuse.align.compare.matched` says under M."""
+    rl, ml = matched(ref, mov, ref.from_full(M), moved=moved)
+    return rl.to_full(refine(rl, ml, rl.from_full(M), model).matrix)
+
+
+def _simplest(rp: Level, mp: Level, homography: Fit, size: tuple[int, int]) -> tuple[np.ndarray, str]:
+    """The simplest model (translation < euclidean < homography) that does about as well
+    as the ``homography`` fitted on the matched proxies: within AUTO_CORNER_TOL px of
+    it at the frame corners, or with a cost within SIMPLER_COST_REL of its."""
+    Mh = rp.to_full(homography.matrix)
+    grid = grid_points((size[1], size[0]))
     for m in SIMPLER_MODELS:
-        # Start from the homography, which already absorbed any large motion.
+        start = fit_model(grid, apply_matrix(Mh, grid), m)  # the homography absorbed any large motion
         try:
-            Mm, rho = ecc(rp, mp, fit_model(grid, apply_matrix(Mh, grid), m), m, iters=TRIAL_ITERS)
+            fit = refine(rp, mp, rp.from_full(start), m)
         except RegistrationFailure:
             continue
-        if rho < MIN_CORRELATION:
-            continue
-        close = corner_distance(rp.to_full(Mm), Mh_full, size) <= AUTO_CORNER_TOL
-        if close or _about_as_good(luma_residual(rp, mp, Mm), rh):
-            return m, Mm
-    return AlignModel.HOMOGRAPHY, Mh
+        Mm = rp.to_full(fit.matrix)
+        if corner_distance(Mm, Mh, size) <= AUTO_CORNER_TOL or fit.cost <= homography.cost * (1 + SIMPLER_COST_REL):
+            return Mm, m
+    return Mh, AlignModel.HOMOGRAPHY
 
 
 def estimate_transform(

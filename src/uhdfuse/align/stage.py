@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,6 +19,7 @@ from uhdfuse.align.checks import (
     MIN_OVERLAP,
     RegistrationFailure,
     check_plausible,
+    corner_distance,
     coverage,
     largest_rectangle,
     luma_residual,
@@ -30,6 +30,12 @@ from uhdfuse.config import AlignConfig, AlignModel
 from uhdfuse.errors import AlignmentFailed, InconsistentBracket
 from uhdfuse.types import AlignedBracket, Bracket
 
+# Largest motion between any two neighbouring frames (at the corners, as a fraction of
+# the frame's long side: an angle, like the camera's) that leaves the bracket still
+# enough for a frame nothing places to be taken as unmoved relative to its
+# neighbour: a tripod's vibration (about 0.1 degree with a normal lens), not a
+# hand-held shake.
+STILL_STEP = 0.0025
 # The models a bracket can end up with, simplest first.
 _COMPLEXITY = (AlignModel.NONE, AlignModel.TRANSLATION, AlignModel.EUCLIDEAN, AlignModel.AFFINE, AlignModel.HOMOGRAPHY)
 
@@ -111,40 +117,57 @@ def _links(count: int, reference: int) -> Iterator[tuple[int, int]]:
 
 def register_chain(bracket: Bracket, config: AlignConfig) -> Chain:
     """Each frame registered to its neighbour on the reference's side, matrices composed;
-    with model NONE only the residuals of the frames as they are."""
+    with model NONE only the residuals of the frames as they are.
+
+    A frame that no model fits, whose frames as they are nothing contradicts but
+    nothing shows either (a frame many stops from its neighbour, sharing few
+    pixels with it), is taken as unmoved relative to its neighbour unless another
+    frame of the bracket moved more than STILL_STEP from its own (then it was
+    hand-held, and the frame cannot be placed). Raises AlignmentFailed naming the
+    first frame that cannot be placed.
+    """
     frames, ref_i = bracket.frames, bracket.reference
     # Rank luma does not depend on the partner frame, so a frame's levels serve both
     # when it is registered and when the next frame out is registered to it.
     levels: dict[int, Pyramid] = {ref_i: prepare_frame(frames[ref_i].image, config.proxy_size)}
     transforms = [np.eye(3) for _ in frames]
     residuals = [0.0] * len(frames)
-    used = AlignModel.NONE
+    models = [AlignModel.NONE] * len(frames)
+    unshown: dict[int, RegistrationFailure] = {}  # frames taken as unmoved for now
     for i, j in _links(len(frames), ref_i):
         moving = levels[i] = prepare_frame(frames[i].image, config.proxy_size)
         if config.model is AlignModel.NONE:
             residuals[i] = luma_residual(levels[j].proxy, moving.proxy, np.eye(3))
         else:
-            transforms[i], residuals[i], model = _place(levels[j], moving, transforms[j], config, frames[i].path)
-            used = max(used, model, key=_COMPLEXITY.index)
+            try:
+                transforms[i], residuals[i], models[i] = _place(levels[j], moving, transforms[j], config)
+            except RegistrationFailure as failure:
+                if failure.unmoved is None:
+                    raise AlignmentFailed(f"{failure}; {HINT}", frames[i].path) from None
+                transforms[i], residuals[i], unshown[i] = transforms[j].copy(), failure.unmoved, failure
         if j != ref_i:
             del levels[j]  # frame j anchors no other frame; free its levels
-    return Chain(tuple(transforms), tuple(residuals), used)
+    steps = [corner_distance(transforms[i] @ np.linalg.inv(transforms[j]), np.eye(3), frames[i].size)
+             for i, j in _links(len(frames), ref_i) if i not in unshown]  # fmt: skip
+    if unshown and steps and max(steps) > STILL_STEP * max(frames[ref_i].size):
+        i = min(unshown, key=lambda k: abs(k - ref_i))
+        why = f"other frames moved by up to {max(steps):.1f} px"
+        raise AlignmentFailed(f"{unshown[i]}; it cannot be taken as unmoved ({why}); {HINT}", frames[i].path)
+    return Chain(tuple(transforms), tuple(residuals), max(models, key=_COMPLEXITY.index))
 
 
 def _place(
-    anchor: Pyramid, moving: Pyramid, anchor_transform: np.ndarray, config: AlignConfig, path: Path
+    anchor: Pyramid, moving: Pyramid, anchor_transform: np.ndarray, config: AlignConfig
 ) -> tuple[np.ndarray, float, AlignModel]:
     """``moving`` registered to ``anchor``, whose reference -> anchor matrix is
-    ``anchor_transform``: its reference -> frame matrix, residual and model."""
+    ``anchor_transform``: its reference -> frame matrix, residual and model. Raises
+    RegistrationFailure."""
     size = anchor.full_size
-    try:
-        registration = register(anchor, moving, config.model, config.max_residual)
-        transform = registration.matrix @ anchor_transform  # reference -> anchor -> frame
-        check_plausible(transform, size)
-        if coverage(transform, size) < MIN_OVERLAP:
-            raise RegistrationFailure("the frame overlaps the reference on less than half the frame")
-    except RegistrationFailure as exc:
-        raise AlignmentFailed(f"{exc}; {HINT}", path) from None
+    registration = register(anchor, moving, config.model, config.max_residual)
+    transform = registration.matrix @ anchor_transform  # reference -> anchor -> frame
+    check_plausible(transform, size)
+    if coverage(transform, size) < MIN_OVERLAP:
+        raise RegistrationFailure("the frame overlaps the reference on less than half the frame")
     return transform, registration.residual, AlignModel(registration.model)
 
 

@@ -1,0 +1,207 @@
+"""Sub-pixel refinement: a first guess made precise by robust, sparse,
+inverse-compositional Lucas-Kanade (Baker and Matthews 2004).
+
+The reference level's luma is the template, and the fit runs on its trusted pixels
+of most detail (at most POINTS of them), so its cost does not grow with the frame.
+Inverse compositional: the template's gradients and the warp's Jacobian are
+computed once; each iteration samples the moving luma at the warped points, fits
+a gain and an offset between the two, and solves a small normal system with Huber
+weights, so points that disagree (something moved, one frame clipped) weigh
+little. The two levels come in comparable (:func:`~uhdfuse.align.compare.matched`).
+Coordinates are normalised to the level's centre and half size, which keeps the
+system well conditioned for every model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from uhdfuse.align.checks import RegistrationFailure
+from uhdfuse.align.levels import Level
+from uhdfuse.config import AlignModel
+
+POINTS = 16384  # most template pixels a fit runs on
+MAX_ITERS = 40  # iterations of one fit at most (it usually stops within 15)
+STEP_TOL = 0.005  # level px: a fit stops when an update moves no corner by more than this
+BLUR_SIGMA = 1.0  # level px: both lumas are smoothed by this much, for their gradients
+HUBER_K = 1.345  # Huber threshold, in robust standard deviations of the residual
+COST_CAP = 0.1  # residuals are capped at this in a fit's cost (fits from different starts are compared)
+MIN_GAIN = 0.05  # a fitted gain below this means the frames do not correlate
+# Fewest points a fit needs, and the fraction of its points that must land inside
+# the moving frame.
+MIN_POINTS = 64
+MIN_INSIDE = 0.5
+BORDER = 2  # px of a level's edge where no template point is taken (gradients need neighbours)
+
+PARAMETERS = {
+    AlignModel.TRANSLATION: 2,
+    AlignModel.EUCLIDEAN: 3,
+    AlignModel.AFFINE: 6,
+    AlignModel.HOMOGRAPHY: 8,
+}
+MOTION_MODELS: tuple[str, ...] = tuple(m.value for m in PARAMETERS)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The result of one refinement."""
+
+    matrix: np.ndarray  # (3, 3) level matrix, reference pixel -> moving pixel
+    cost: float  # RMS of the capped residuals over every template point (outside: the cap)
+
+
+def _normaliser(shape: tuple[int, int]) -> np.ndarray:
+    """(3, 3) from level pixels to coordinates centred on the level, half size 1."""
+    h, w = shape
+    s = max(h, w) / 2.0
+    return np.array([[1 / s, 0.0, -(w - 1) / (2 * s)], [0.0, 1 / s, -(h - 1) / (2 * s)], [0.0, 0.0, 1.0]])
+
+
+def _jacobian(u: np.ndarray, v: np.ndarray, model: str) -> np.ndarray:
+    """(K, 2, P) derivative of the warped point with respect to the P parameters of
+    ``model`` at the identity, at normalised points u, v (K,)."""
+    one, zero = np.ones_like(u), np.zeros_like(u)
+    if model == AlignModel.TRANSLATION:
+        rows = [[one, zero], [zero, one]]
+    elif model == AlignModel.EUCLIDEAN:  # (angle, tx, ty)
+        rows = [[-v, one, zero], [u, zero, one]]
+    elif model == AlignModel.AFFINE:
+        rows = [[u, v, one, zero, zero, zero], [zero, zero, zero, u, v, one]]
+    else:
+        rows = [[u, v, one, zero, zero, zero, -u * u, -u * v], [zero, zero, zero, u, v, one, -u * v, -v * v]]
+    return np.stack([np.stack(r, axis=1) for r in rows], axis=1)
+
+
+def _warp(delta: np.ndarray, model: str) -> np.ndarray:
+    """(3, 3) normalised warp of parameters ``delta`` (P,)."""
+    W = np.eye(3)
+    if model == AlignModel.TRANSLATION:
+        W[:2, 2] = delta
+    elif model == AlignModel.EUCLIDEAN:
+        c, s = np.cos(delta[0]), np.sin(delta[0])
+        W[:2] = [[c, -s, delta[1]], [s, c, delta[2]]]
+    elif model == AlignModel.AFFINE:
+        W[:2] += delta.reshape(2, 3)
+    else:
+        W += np.append(delta, 0.0).reshape(3, 3)
+    return W
+
+
+def template_points(ref: Level, limit: int = POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Where a fit runs: (K, 2) pixel positions (x, y) of ``ref``'s trusted pixels of
+    most gradient, and the smoothed luma (h, w) float32 they are read from."""
+    smooth = cv2.GaussianBlur(ref.luma, (0, 0), BLUR_SIGMA)
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+    strength = cv2.magnitude(gx, gy)
+    keep = ref.mask > 0
+    keep[:BORDER], keep[-BORDER:], keep[:, :BORDER], keep[:, -BORDER:] = False, False, False, False
+    keep &= strength > 0
+    ys, xs = np.nonzero(keep)
+    if len(xs) > limit:
+        top = np.argpartition(-strength[ys, xs], limit - 1)[:limit]
+        ys, xs = ys[top], xs[top]
+    return np.stack([xs, ys], axis=1).astype(np.float64), smooth
+
+
+def refine(ref: Level, mov: Level, M: np.ndarray, model: str, iters: int = MAX_ITERS) -> Fit:
+    """Level matrix ``M`` (3, 3, reference pixel -> ``mov`` pixel) refined with ``model``.
+
+    Raises RegistrationFailure when too few template points fall inside the moving
+    frame, the system is singular, or the frames do not correlate.
+    """
+    points, smooth_ref = template_points(ref)
+    if len(points) < max(MIN_POINTS, 4 * PARAMETERS[AlignModel(model)]):
+        raise RegistrationFailure("too little detail in common to register the frames")
+    smooth_mov = cv2.GaussianBlur(mov.luma, (0, 0), BLUR_SIGMA)
+    N = _normaliser(ref.luma.shape)
+    Ninv = np.linalg.inv(N)
+    xs, ys = points[:, 0].astype(np.intp), points[:, 1].astype(np.intp)
+    template = smooth_ref[ys, xs].astype(np.float64)
+    gx = cv2.Sobel(smooth_ref, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[ys, xs]
+    gy = cv2.Sobel(smooth_ref, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[ys, xs]
+    scale = 1.0 / N[0, 0]  # gradients per normalised unit
+    n = np.c_[points, np.ones(len(points))] @ N.T
+    J = _jacobian(n[:, 0], n[:, 1], model)
+    steepest = (gx[:, None] * scale) * J[:, 0] + (gy[:, None] * scale) * J[:, 1]  # (K, P)
+    homogeneous = np.c_[points, np.ones(len(points))]
+    corners = _corners(ref.luma.shape) @ N.T
+    Mn = N @ M @ Ninv
+    cost = np.inf
+    weights: np.ndarray | None = None
+    for _ in range(iters):
+        sampled, inside = _sample(smooth_mov, homogeneous @ (Ninv @ Mn @ N).T)
+        if inside.sum() < max(MIN_POINTS, MIN_INSIDE * len(points)):
+            raise RegistrationFailure("registration left the frame (too little overlap)")
+        t, i, sd = template[inside], sampled[inside], steepest[inside]
+        # Gain and offset with the weights of the last iteration's residuals.
+        gain, offset = _photometric(t, i, weights[inside] if weights is not None else np.ones_like(t))
+        if not gain > MIN_GAIN:
+            raise RegistrationFailure("frames do not correlate")
+        error = i - (gain * t + offset)
+        weights = np.zeros(len(points))
+        weights[inside] = _huber(error)
+        w = weights[inside]
+        cost = _cost(error, len(points) - len(t))
+        weighted = sd * w[:, None]
+        try:
+            delta = np.linalg.solve(weighted.T @ sd * gain, weighted.T @ error)
+        except np.linalg.LinAlgError:
+            raise RegistrationFailure("too little detail in common to register the frames") from None
+        if not np.all(np.isfinite(delta)):
+            raise RegistrationFailure("registration diverged")
+        update = np.linalg.inv(_warp(delta, model))
+        Mn = Mn @ update
+        moved = corners @ update.T
+        step = np.max(np.linalg.norm(moved[:, :2] / moved[:, 2:] - corners[:, :2], axis=1)) / N[0, 0]
+        if step < STEP_TOL:
+            break
+    Mn /= Mn[2, 2]
+    if model != AlignModel.HOMOGRAPHY:
+        Mn[2] = (0.0, 0.0, 1.0)
+    out = Ninv @ Mn @ N
+    return Fit(out / out[2, 2], cost)
+
+
+def _corners(shape: tuple[int, int]) -> np.ndarray:
+    h, w = shape
+    return np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], dtype=np.float64)
+
+
+def _sample(image: np.ndarray, mapped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` (h, w) read bilinearly at homogeneous points ``mapped`` (K, 3): values
+    (K,) float64 and whether each point lies inside the image (K,) bool."""
+    w_ = mapped[:, 2]
+    x = (mapped[:, 0] / w_).astype(np.float32).reshape(-1, 1)
+    y = (mapped[:, 1] / w_).astype(np.float32).reshape(-1, 1)
+    values = cv2.remap(image, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
+    values = values.ravel().astype(np.float64)
+    h, w = image.shape
+    xr, yr = x.ravel(), y.ravel()
+    inside = np.isfinite(values) & (xr >= 0) & (yr >= 0) & (xr <= w - 1) & (yr <= h - 1)
+    return values, inside
+
+
+def _photometric(t: np.ndarray, i: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Weighted least-squares gain and offset of i ~ gain * t + offset."""
+    sw = weights.sum()
+    mt, mi = (weights * t).sum() / sw, (weights * i).sum() / sw
+    var = (weights * (t - mt) ** 2).sum()
+    gain = (weights * (t - mt) * (i - mi)).sum() / var if var > 1e-12 else 0.0
+    return float(gain), float(mi - gain * mt)
+
+
+def _huber(error: np.ndarray) -> np.ndarray:
+    """Huber weights (K,) of residuals (K,), scaled by their median absolute value
+    (the offset is fitted, so the residuals are about centred)."""
+    a = np.abs(error)
+    sigma = max(1.4826 * float(np.partition(a, len(a) // 2)[len(a) // 2]), 1e-4)
+    return np.where(a <= HUBER_K * sigma, 1.0, HUBER_K * sigma / np.maximum(a, 1e-12))
+
+
+def _cost(error: np.ndarray, outside: int) -> float:
+    capped = np.minimum(error * error, COST_CAP * COST_CAP)
+    return float(np.sqrt((capped.sum() + outside * COST_CAP * COST_CAP) / (len(error) + outside)))
