@@ -8,7 +8,7 @@ import pytest
 
 from uhdfuse.align import align_bracket
 from uhdfuse.config import AlignConfig, AlignModel
-from uhdfuse.synthetic.handheld import H, W, make_case
+from uhdfuse.synthetic.handheld import SIZE, make_case
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -18,6 +18,6 @@ def test_tripod_bracket_is_exactly_the_identity(seed: int) -> None:
     assert aligned.model == AlignModel.NONE
     for M in aligned.transforms:
         np.testing.assert_array_equal(M, np.eye(3))
-    assert aligned.crop == (0, 0, W, H)
+    assert aligned.crop == (0, 0, SIZE[1], SIZE[0])
     for image, frame in zip(aligned.images, bracket.frames):
         np.testing.assert_array_equal(image, frame.image)

@@ -22,7 +22,7 @@ it leaves differing between two frames of a bracket is dealt with here:
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -31,6 +31,8 @@ from uhdfuse.align.levels import Level, Pyramid, warp_plane
 
 CURVE_BINS = 64  # bins of the tone curve fitted between two frames
 MIN_SHARED = 256  # fewest pixels a tone curve is fitted on
+LUT_SIZE = 16384  # entries of the table a curve is applied through (error below 1e-4)
+CURVE_SAMPLES = 65536  # about this many pixels are sampled to fit a tone curve
 # Pixels left out of a fit: those that disagree by more than OUTLIER_FACTOR times the
 # typical (median) difference once the tone curve is applied, and by more than
 # MIN_DISAGREEMENT (sensor noise and JPEG stay below it): what moved, not what is noisy.
@@ -49,7 +51,8 @@ def clipped_alike(a: Pyramid, b: Pyramid) -> tuple[Pyramid, Pyramid]:
     masks say what each frame really resolves (:func:`~uhdfuse.align.checks.residuals`).
     """
     (ac, bc), (ap, bp) = _clip_pair(a.coarse, b.coarse), _clip_pair(a.proxy, b.proxy)
-    return Pyramid(a.full_size, ac, ap), Pyramid(b.full_size, bc, bp)
+    af, bf = _clip_pair(a.fine, b.fine) if a.fine is not None and b.fine is not None else (None, None)
+    return Pyramid(a.full_size, ac, ap, af), Pyramid(b.full_size, bc, bp, bf)
 
 
 def _clip_pair(a: Level, b: Level) -> tuple[Level, Level]:
@@ -88,38 +91,76 @@ def tone_curve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def through(curve: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``x`` (any shape, in [0, 1]) mapped through a :func:`tone_curve`: linear between
-    the bin centres, constant beyond the outer ones."""
+    """``x`` (any shape, in [0, 1]) mapped through a :func:`tone_curve`, float32: linear
+    between the bin centres, constant beyond the outer ones (read from a table of
+    LUT_SIZE entries: a full-resolution level is mapped in a few milliseconds)."""
+    table = _between(curve, np.linspace(0.0, 1.0, LUT_SIZE))
+    index = np.clip(np.asarray(x, np.float32) * np.float32(LUT_SIZE - 1) + np.float32(0.5), 0, LUT_SIZE - 1)
+    return np.take(table.astype(np.float32), index.astype(np.uint16))
+
+
+def _between(curve: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``curve`` between the bin centres at ``x`` (K,)."""
     at = np.clip(x * CURVE_BINS - 0.5, 0.0, CURVE_BINS - 1.0)
     low = np.minimum(at.astype(np.intp), CURVE_BINS - 2)
     return curve[low] + (at - low) * (curve[low + 1] - curve[low])
 
 
-def matched(ref: Level, mov: Level, M: np.ndarray, *, moved: bool = True) -> tuple[Level, Level]:
-    """``ref`` and ``mov`` as a fit should compare them under level matrix M (reference
-    pixel -> ``mov`` pixel): the finer-quantised one's luma mapped through the tone
-    curve onto the other's and, with ``moved``, ``ref``'s mask without what disagrees
-    (only once M is close: under a rough M every edge disagrees)."""
-    shape = ref.luma.shape
-    warped = warp_plane(mov.luma, M, shape)
+@dataclass(frozen=True)
+class Match:
+    """How two frames compare under one estimate: the tone curve from the finer frame
+    to the coarser one, and where they disagree. Measured on one level, it applies
+    to any level of the same two frames (the curve is in rank luma, the mask is
+    scaled)."""
+
+    curve: np.ndarray  # (CURVE_BINS,) see tone_curve
+    maps_reference: bool  # the curve maps the reference's luma (else the moving frame's)
+    moved: np.ndarray | None  # (h, w) uint8, 255 where the frames disagree; None: not measured
+
+    def apply(self, ref: Level, mov: Level) -> tuple[Level, Level]:
+        """``ref`` and ``mov`` as a fit should compare them: one luma mapped through the
+        curve, what moved out of ``ref``'s mask."""
+        if self.maps_reference:
+            ref = replace(ref, luma=through(self.curve, ref.luma).astype(np.float32))
+        else:
+            mov = replace(mov, luma=through(self.curve, mov.luma).astype(np.float32))
+        if self.moved is not None:
+            h, w = ref.mask.shape
+            moved = self.moved if self.moved.shape == (h, w) else cv2.resize(self.moved, (w, h), interpolation=cv2.INTER_NEAREST)
+            ref = replace(ref, mask=np.where(moved > 0, 0, ref.mask).astype(np.uint8))
+        return ref, mov
+
+
+def match(ref: Level, mov: Level, M: np.ndarray, *, moved: bool = True) -> Match | None:
+    """How ``ref`` and ``mov`` compare under level matrix M (reference pixel -> ``mov``
+    pixel); with ``moved``, where they disagree is measured too (only once M is close:
+    under a rough M every edge disagrees). None when they share too few pixels."""
+    warped = warp_plane(mov.luma, M, ref.luma.shape)
     trusted = ref.mask > 0
     if int(trusted.sum()) < MIN_SHARED:
-        return ref, mov
-    a, b = ref.luma[trusted], warped[trusted]
+        return None
+    # The curves and the direction from a sample of the trusted pixels: enough for 64 bins.
+    step = max(1, int(trusted.sum()) // CURVE_SAMPLES)
+    a, b = ref.luma[trusted][::step], warped[trusted][::step]
     # The direction that predicts better is from the finer frame to the coarser one:
     # the curve is a function that way.
     to_mov, to_ref = tone_curve(a, b), tone_curve(b, a)
-    ref_as_mov = through(to_mov, ref.luma).astype(np.float32)
-    error_as_mov = np.abs(ref_as_mov - warped)
-    error_as_ref = np.abs(through(to_ref, warped) - ref.luma).astype(np.float32)
-    if error_as_mov[trusted].mean() <= error_as_ref[trusted].mean():
-        ref, error = replace(ref, luma=ref_as_mov), error_as_mov
-    else:
-        mov, error = replace(mov, luma=through(to_ref, mov.luma).astype(np.float32)), error_as_ref
+    maps_reference = bool(np.abs(through(to_mov, a) - b).mean() <= np.abs(through(to_ref, b) - a).mean())
+    curve = to_mov if maps_reference else to_ref
     if not moved:
-        return ref, mov
+        return Match(curve, maps_reference, None)
+    error = np.abs(through(curve, ref.luma) - warped) if maps_reference else np.abs(through(curve, warped) - ref.luma)
     error = cv2.GaussianBlur(error, (5, 5), 0)
-    limit = max(MIN_DISAGREEMENT, OUTLIER_FACTOR * float(np.median(error[trusted])))
+    limit = max(MIN_DISAGREEMENT, OUTLIER_FACTOR * float(np.median(error[trusted][::step])))
     side = 2 * MOVED_MARGIN + 1
-    grown = cv2.dilate((error > limit).astype(np.uint8), np.ones((side, side), np.uint8))
-    return replace(ref, mask=np.where(grown > 0, 0, ref.mask).astype(np.uint8)), mov
+    grown = cv2.dilate((error > limit).astype(np.uint8) * np.uint8(255), np.ones((side, side), np.uint8))
+    return Match(curve, maps_reference, grown)
+
+
+def matched(ref: Level, mov: Level, M: np.ndarray, *, moved: bool = True) -> tuple[Level, Level]:
+    """``ref`` and ``mov`` as a fit should compare them under level matrix M (see
+    :func:`match`); as they are when they share too few pixels."""
+    found = match(ref, mov, M, moved=moved)
+    return (ref, mov) if found is None else found.apply(ref, mov)
+
+

@@ -27,6 +27,8 @@ CLIP_LEVEL = 0.97  # linear value at or above which a channel may be clipped
 NOISE_FLOOR = 0.0005
 RANK_BINS = 4096  # histogram bins (of square-root luma) the ranks are read from
 COARSE_SIZE = 256  # long side, in pixels, of the level the global search runs on
+FINE_SIZE = 2048  # long side, in pixels, of the finest level a fit runs on
+FINE_FROM = 1.5  # a fine level is made when the frame is this many times the proxy or more
 # Largest float32 below CLIP_LEVEL and smallest above NOISE_FLOOR: the inclusive
 # bounds that give rank_luma's strict comparisons.
 _BELOW_CLIP = float(np.nextafter(np.float32(CLIP_LEVEL), np.float32(-np.inf)))
@@ -114,11 +116,14 @@ class Level:
 
 @dataclass(frozen=True)
 class Pyramid:
-    """A frame ready for registration: its coarse level and proxy."""
+    """A frame ready for registration: its coarse level, proxy and fine level."""
 
     full_size: tuple[int, int]  # (W, H)
     coarse: Level
     proxy: Level
+    # For the last refinement of a frame much larger than the proxy (long side at
+    # most FINE_SIZE): a proxy pixel of a 4K frame is four of the frame's.
+    fine: Level | None = None
 
 
 def level(tone: np.ndarray, mask: np.ndarray, long_side: int, S: np.ndarray | None = None) -> Level:
@@ -153,19 +158,24 @@ def _scaling(size: tuple[int, int], to: tuple[int, int]) -> np.ndarray:
 def prepare_frame(image: np.ndarray, proxy_size: int) -> Pyramid:
     """The levels of a linear (H, W, 3) frame.
 
-    The frame is downscaled to the proxy (long side ``proxy_size``) before its luma
-    is computed, in one pass over the full-resolution pixels; the mask is then eroded
-    by a pixel, since an average of clipped and unclipped pixels can fall below
-    CLIP_LEVEL.
+    The frame is downscaled to each level before its luma is computed; the mask is
+    then eroded by a pixel, since an average of clipped and unclipped pixels can
+    fall below CLIP_LEVEL.
     """
     h, w = image.shape[:2]
-    s = min(1.0, proxy_size / max(h, w))
-    if s >= 1.0:
-        proxy = level(*frame_luma(image), proxy_size)
-    else:
-        lw, lh = max(1, round(w * s)), max(1, round(h * s))
-        small = cv2.resize(np.asarray(image, np.float32), (lw, lh), interpolation=cv2.INTER_AREA)
-        tone, mask = frame_luma(small)
-        proxy = level(tone, cv2.erode(mask, np.ones((3, 3), np.uint8)), proxy_size, _scaling((w, h), (lw, lh)))
+    proxy = _level_of(image, proxy_size)
+    fine = _level_of(image, FINE_SIZE) if max(h, w) >= FINE_FROM * proxy_size else None
     coarse = level(proxy.tone, proxy.mask, COARSE_SIZE, proxy.S)
-    return Pyramid((w, h), coarse, proxy)
+    return Pyramid((w, h), coarse, proxy, fine)
+
+
+def _level_of(image: np.ndarray, long_side: int) -> Level:
+    """The level of a linear (H, W, 3) frame whose long side is at most ``long_side``."""
+    h, w = image.shape[:2]
+    s = min(1.0, long_side / max(h, w))
+    if s >= 1.0:
+        return level(*frame_luma(image), long_side)
+    lw, lh = max(1, round(w * s)), max(1, round(h * s))
+    small = cv2.resize(np.asarray(image, np.float32), (lw, lh), interpolation=cv2.INTER_AREA)
+    tone, mask = frame_luma(small)
+    return level(tone, cv2.erode(mask, np.ones((3, 3), np.uint8)), long_side, _scaling((w, h), (lw, lh)))

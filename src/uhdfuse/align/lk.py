@@ -34,6 +34,7 @@ MIN_GAIN = 0.05  # a fitted gain below this means the frames do not correlate
 # the moving frame.
 MIN_POINTS = 64
 MIN_INSIDE = 0.5
+CELL = 32  # px of a level: template points are shared out among blocks of this side
 BORDER = 2  # px of a level's edge where no template point is taken (gradients need neighbours)
 
 PARAMETERS = {
@@ -92,18 +93,34 @@ def _warp(delta: np.ndarray, model: str) -> np.ndarray:
 
 def template_points(ref: Level, limit: int = POINTS) -> tuple[np.ndarray, np.ndarray]:
     """Where a fit runs: (K, 2) pixel positions (x, y) of ``ref``'s trusted pixels of
-    most gradient, and the smoothed luma (h, w) float32 they are read from."""
+    most gradient, at most ``limit`` and spread over the frame (each CELL x CELL
+    block gets its share, so a homography is pinned down at the corners too, not
+    only where the strongest edges are), and the smoothed luma (h, w) float32 they
+    are read from."""
     smooth = cv2.GaussianBlur(ref.luma, (0, 0), BLUR_SIGMA)
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
     strength = cv2.magnitude(gx, gy)
     keep = ref.mask > 0
     keep[:BORDER], keep[-BORDER:], keep[:, :BORDER], keep[:, -BORDER:] = False, False, False, False
-    keep &= strength > 0
-    ys, xs = np.nonzero(keep)
-    if len(xs) > limit:
-        top = np.argpartition(-strength[ys, xs], limit - 1)[:limit]
-        ys, xs = ys[top], xs[top]
+    if not keep.any():
+        return np.empty((0, 2)), smooth
+    # Flat pixels carry only noise: candidates have at least the median gradient.
+    candidates = strength[keep]
+    floor = float(np.median(candidates[:: max(1, len(candidates) // 65536)]))
+    score = np.where(keep & (strength >= max(floor, 1e-6)), strength, np.float32(-1.0))
+    h, w = score.shape
+    rows, columns = -(-h // CELL), -(-w // CELL)
+    padded = np.full((rows * CELL, columns * CELL), -1.0, np.float32)
+    padded[:h, :w] = score
+    blocks = padded.reshape(rows, CELL, columns, CELL).transpose(0, 2, 1, 3).reshape(rows * columns, CELL * CELL)
+    quota = min(CELL * CELL, max(1, limit // (rows * columns)))
+    best = np.argpartition(-blocks, quota - 1, axis=1)[:, :quota]  # the strongest of each block
+    taken = np.take_along_axis(blocks, best, axis=1) > 0
+    block = np.broadcast_to(np.arange(rows * columns)[:, None], best.shape)[taken]
+    inner = best[taken]
+    ys = (block // columns) * CELL + inner // CELL
+    xs = (block % columns) * CELL + inner % CELL
     return np.stack([xs, ys], axis=1).astype(np.float64), smooth
 
 

@@ -27,6 +27,7 @@ from uhdfuse.config import AlignModel
 SIFT_FEATURES = 4000  # most keypoints detected per proxy
 RATIO_TEST = 0.75  # a match is kept when its distance is below this fraction of the second best's
 MIN_MATCHES = 12  # fewest ratio-tested matches, and fewest homography inliers, for a guess
+SUPPORT_TOL = 2.0  # proxy px: a match supports a matrix that carries it this close
 MIN_SHARED = 256  # fewest trusted coarse pixels two frames must share for a shift to be scored
 
 
@@ -128,18 +129,33 @@ def _sift(proxy: Level) -> tuple[np.ndarray, np.ndarray | None]:
     return pts, desc
 
 
-def sift_guess(ref: Pyramid, mov: Pyramid) -> Guess | None:
-    """Homography from matched SIFT features, with its inlier points, or None."""
-    pr, dr = _sift(ref.proxy)
-    pm, dm = _sift(mov.proxy)
+def _matches(ref: Level, mov: Level) -> tuple[np.ndarray, np.ndarray]:
+    """Ratio-tested SIFT matches between two proxies: (reference, moving) points (K, 2)
+    in their pixels."""
+    pr, dr = _sift(ref)
+    pm, dm = _sift(mov)
     if dr is None or dm is None or len(pr) < 8 or len(pm) < 8:
-        return None
+        return np.empty((0, 2)), np.empty((0, 2))
     matches = cv2.BFMatcher(cv2.NORM_L2).knnMatch(dr, dm, k=2)
     good = [m[0] for m in matches if len(m) == 2 and m[0].distance < RATIO_TEST * m[1].distance]
-    if len(good) < MIN_MATCHES:
+    return pr[[m.queryIdx for m in good]].reshape(-1, 2), pm[[m.trainIdx for m in good]].reshape(-1, 2)
+
+
+def feature_support(ref: Pyramid, mov: Pyramid, M: np.ndarray) -> int:
+    """How many SIFT matches between the proxies full-resolution M carries to within
+    SUPPORT_TOL proxy pixels: evidence for M that does not depend on how it was fitted."""
+    src, dst = _matches(ref.proxy, mov.proxy)
+    if len(src) == 0:
+        return 0
+    predicted = apply_matrix(ref.proxy.from_full(M), src)
+    return int((np.linalg.norm(predicted - dst, axis=1) <= SUPPORT_TOL).sum())
+
+
+def sift_guess(ref: Pyramid, mov: Pyramid) -> Guess | None:
+    """Homography from matched SIFT features, with its inlier points, or None."""
+    src, dst = _matches(ref.proxy, mov.proxy)
+    if len(src) < MIN_MATCHES:
         return None
-    src = pr[[m.queryIdx for m in good]]
-    dst = pm[[m.trainIdx for m in good]]
     H, inl = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 2.0, maxIters=5000, confidence=0.999)
     if H is None or inl is None or int(inl.sum()) < MIN_MATCHES:
         return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uhdfuse.align.compare import clipped_alike, matched
+from uhdfuse.align.compare import clipped_alike, match, matched
 from uhdfuse.align.checks import (
     MAX_CHANCE_RATIO,
     RegistrationFailure,
@@ -26,7 +26,15 @@ from uhdfuse.align.checks import (
 )
 from uhdfuse.align.levels import Level, Pyramid, prepare_frame
 from uhdfuse.align.lk import MOTION_MODELS, Fit, refine
-from uhdfuse.align.matchers import DIRECT_MATCHERS, FEATURE_MATCHERS, Matcher, fit_model, proposals
+from uhdfuse.align.matchers import (
+    DIRECT_MATCHERS,
+    FEATURE_MATCHERS,
+    MIN_MATCHES,
+    Matcher,
+    feature_support,
+    fit_model,
+    proposals,
+)
 from uhdfuse.config import AlignConfig, AlignModel
 from uhdfuse.errors import AlignmentFailed, param
 
@@ -56,6 +64,15 @@ class Registration:
     model: str  # the motion model fitted (AUTO's choice, NONE for identity, or the one asked for)
 
 
+def refine_from(ref: Pyramid, mov: Pyramid, start: np.ndarray, model: str, max_residual: float) -> Registration:
+    """``mov`` registered to ``ref`` from full-resolution ``start`` (a close estimate: no
+    search), with ``model`` (AUTO: the simplest that fits, never the identity); raises
+    RegistrationFailure when the fit fails or is not accepted."""
+    pair = clipped_alike(ref, mov)
+    M, chosen = _on_proxy(*pair, start, model)
+    return Registration(M, _accepted_fit(M, ref, mov, pair, max_residual), chosen)
+
+
 def register(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Registration:
     """``mov`` registered to ``ref`` with ``model`` (one of MOTION_MODELS, or AUTO).
 
@@ -66,12 +83,14 @@ def register(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Reg
     size = ref.full_size
     if size != mov.full_size:
         raise RegistrationFailure(f"frame size {mov.full_size} differs from the reference {size}")
+
     def measure(M: np.ndarray) -> float:
         """Residual of full-resolution matrix M on the frames as prepared."""
         return luma_residual(ref.proxy, mov.proxy, ref.proxy.from_full(M))
 
     try:
-        fitted = _registered(clipped_alike(ref, mov), model, measure, lambda M: _accepted_fit(M, ref, mov, max_residual))
+        pair = clipped_alike(ref, mov)
+        fitted = _registered(pair, model, measure, lambda M: _accepted_fit(M, ref, mov, pair, max_residual))
     except RegistrationFailure as failure:
         if model != AlignModel.AUTO:
             raise
@@ -96,13 +115,17 @@ def register(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Reg
     return fitted
 
 
-def _accepted_fit(M: np.ndarray, ref: Pyramid, mov: Pyramid, max_residual: float) -> float:
-    """:func:`~uhdfuse.align.checks.accept` of a fitted M, which must also explain the
-    frames better than chance where that can be measured; its residual."""
+def _accepted_fit(M: np.ndarray, ref: Pyramid, mov: Pyramid, pair: tuple[Pyramid, Pyramid], max_residual: float) -> float:
+    """:func:`~uhdfuse.align.checks.accept` of a fitted M, whose frames must also agree
+    under it clearly better than by chance, or failing that (a frame mostly clipped,
+    much of the scene moved) be supported by MIN_MATCHES SIFT matches of the frames
+    made comparable, ``pair``: a fit to an unrelated frame is neither. Its residual."""
     residual = accept(M, ref, mov, max_residual)
     ratio = better_than_chance(M, ref, mov)
-    if ratio > MAX_CHANCE_RATIO:  # nan (not measurable) passes: the fit itself converged
-        raise RegistrationFailure(f"frames do not match (they agree hardly better than by chance: {ratio:.2f})")
+    if ratio > MAX_CHANCE_RATIO and feature_support(*pair, M) < MIN_MATCHES:  # nan passes: not measurable
+        raise RegistrationFailure(
+            f"frames do not match (they agree hardly better than by chance, {ratio:.2f}, and no features support the fit)"
+        )
     return residual
 
 
@@ -161,12 +184,29 @@ def _fit(ref: Pyramid, mov: Pyramid, model: str, measure: Measure, matchers: tup
         except RegistrationFailure:
             pass
     M = min(candidates, key=measure)
-    # Proxy: the model, repeated with the tone curve and what moved measured anew
+    # Then the full model on the coarse levels too: perspective moves the corners of a
+    # large frame by more than the proxy fit would reach from a rigid start.
+    full_model = AlignModel.HOMOGRAPHY if model == AlignModel.AUTO else model
+    if full_model != coarse_model:
+        try:
+            M = _refined(ref.coarse, mov.coarse, M, full_model, moved=False)
+        except RegistrationFailure:
+            pass
+    return _on_proxy(ref, mov, M, model)
+
+
+def _on_proxy(ref: Pyramid, mov: Pyramid, M: np.ndarray, model: str) -> tuple[np.ndarray, str]:
+    """Full-resolution M refined with ``model`` (AUTO: the simplest that fits) on the
+    proxies: the matrix and the model fitted. Raises RegistrationFailure."""
+    # The model, repeated with the tone curve and what moved measured anew
     # under each fit, which is closer than the one before.
     first = AlignModel.HOMOGRAPHY if model == AlignModel.AUTO else model
     try:
         for _ in range(MAX_ROUNDS):
-            rp, mp = matched(ref.proxy, mov.proxy, ref.proxy.from_full(M))
+            found = match(ref.proxy, mov.proxy, ref.proxy.from_full(M))
+            if found is None:
+                raise RegistrationFailure("too few well-exposed pixels in common with the frame it is registered to")
+            rp, mp = found.apply(ref.proxy, mov.proxy)
             fit = refine(rp, mp, rp.from_full(M), first)
             previous, M = M, rp.to_full(fit.matrix)
             if corner_distance(M, previous, ref.full_size) < ROUND_TOL:
@@ -181,9 +221,21 @@ def _fit(ref: Pyramid, mov: Pyramid, model: str, measure: Measure, matchers: tup
             except RegistrationFailure:
                 pass
         raise
-    if model != AlignModel.AUTO:
-        return M, model
-    return _simplest(rp, mp, fit, ref.full_size)
+    if model == AlignModel.AUTO and corner_distance(M, np.eye(3), ref.full_size) <= AUTO_CORNER_TOL:
+        return M, first  # register takes the identity for it: a tripod needs no finer fit
+    chosen = model
+    if model == AlignModel.AUTO:
+        M, chosen = _simplest(rp, mp, fit, ref.full_size)
+    if ref.fine is not None and mov.fine is not None:
+        # Last, on the fine level: compared as the proxies were, then once more as
+        # the fine levels compare under that fit.
+        fl, ml = found.apply(ref.fine, mov.fine)
+        try:
+            M = fl.to_full(refine(fl, ml, fl.from_full(M), chosen).matrix)
+            M = _refined(ref.fine, mov.fine, M, chosen)
+        except RegistrationFailure:
+            pass  # the proxy fit stands
+    return M, chosen
 
 
 def _refined(ref: Level, mov: Level, M: np.ndarray, model: str, *, moved: bool = True) -> np.ndarray:

@@ -25,7 +25,7 @@ from uhdfuse.align.checks import (
     luma_residual,
 )
 from uhdfuse.align.levels import Pyramid, prepare_frame
-from uhdfuse.align.register import HINT, register
+from uhdfuse.align.register import HINT, refine_from, register
 from uhdfuse.config import AlignConfig, AlignModel
 from uhdfuse.errors import AlignmentFailed, InconsistentBracket
 from uhdfuse.types import AlignedBracket, Bracket
@@ -140,7 +140,7 @@ def register_chain(bracket: Bracket, config: AlignConfig) -> Chain:
             residuals[i] = luma_residual(levels[j].proxy, moving.proxy, np.eye(3))
         else:
             try:
-                transforms[i], residuals[i], models[i] = _place(levels[j], moving, transforms[j], config)
+                transforms[i], residuals[i], models[i] = _place(levels[j], moving, transforms[j], config, levels[ref_i])
             except RegistrationFailure as failure:
                 if failure.unmoved is None:
                     raise AlignmentFailed(f"{failure}; {HINT}", frames[i].path) from None
@@ -157,17 +157,31 @@ def register_chain(bracket: Bracket, config: AlignConfig) -> Chain:
 
 
 def _place(
-    anchor: Pyramid, moving: Pyramid, anchor_transform: np.ndarray, config: AlignConfig
+    anchor: Pyramid, moving: Pyramid, anchor_transform: np.ndarray, config: AlignConfig, reference: Pyramid
 ) -> tuple[np.ndarray, float, AlignModel]:
     """``moving`` registered to ``anchor``, whose reference -> anchor matrix is
     ``anchor_transform``: its reference -> frame matrix, residual and model. Raises
-    RegistrationFailure."""
+    RegistrationFailure.
+
+    A frame registered through a neighbour is then refined against the reference
+    itself from that estimate, and the refinement kept when the reference agrees
+    with it at least as well: errors of a chain add up, a direct fit's do not.
+    """
     size = anchor.full_size
     registration = register(anchor, moving, config.model, config.max_residual)
     transform = registration.matrix @ anchor_transform  # reference -> anchor -> frame
     check_plausible(transform, size)
     if coverage(transform, size) < MIN_OVERLAP:
         raise RegistrationFailure("the frame overlaps the reference on less than half the frame")
+    if anchor is not reference and registration.model != AlignModel.NONE:
+        try:
+            direct = refine_from(reference, moving, transform, config.model, config.max_residual)
+        except RegistrationFailure:
+            pass
+        else:
+            chained = luma_residual(reference.proxy, moving.proxy, reference.proxy.from_full(transform))
+            if direct.residual <= chained:
+                return direct.matrix, registration.residual, AlignModel(max(direct.model, registration.model, key=_COMPLEXITY.index))
     return transform, registration.residual, AlignModel(registration.model)
 
 
