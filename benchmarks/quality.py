@@ -6,25 +6,29 @@
 
 Tools, each run as a photographer would run it:
 
-* ``ipl``: uhdfuse's IPL engine with the weights given (default: the shipped ones);
-* ``mertens``: uhdfuse's Mertens engine;
+* ``ipl``: ``uhdfuse.merge`` (what ``uhdfuse merge FILES -o OUT.tif`` runs) with its
+  defaults, the 16-bit TIFF read back; with ``--weights`` (a training variant) the
+  IPL engine with those weights on the same registered frames instead;
+* ``mertens``: ``uhdfuse.merge`` with ``engine="mertens"``;
 * ``opencv``: ``cv2.AlignMTB`` then ``cv2.MergeMertens`` on 8-bit frames;
 * ``enfuse``: Hugin's ``align_image_stack`` then ``enfuse`` (Debian: hugin-tools, enfuse),
   default weights; the column is dropped, with a note, when the tools are not installed.
 
 Same inputs, same geometry. Every tool reads the same files: real brackets are
 decoded once and written as 8-bit PNG (downscaled to ``--long-side`` when larger),
-synthetic ones are 8-bit PNG too. uhdfuse reads them with ``load_bracket`` (EVs
-from the data set's exposure list when it has one, else estimated from the
-pixels), registers them with its own aligner and crops to the area every frame
-covers, in the reference (middle exposure) frame's geometry. The peers register
+synthetic ones are 8-bit PNG too. uhdfuse reads them as ``merge`` does (EVs from
+the data set's exposure list when it has one, as a camera's EXIF would give them,
+else estimated from the pixels), registers them with its default aligner and
+crops to the area every frame covers, in the reference (middle exposure) frame's
+geometry; its aligned frames are the sources every tool is scored against. The peers register
 with their own tools, set up so that their output lies in that same frame's
 geometry: AlignMTB shifts every image onto the middle one of its list, so the
 reference is put there; align_image_stack keeps its first image fixed
 (``--align-to-first``), so the reference goes first. Their full-frame outputs are
 then cut to uhdfuse's crop rectangle, and every score below is computed on that
-rectangle. Where a peer's registration fails on a *static* set it fuses the frames
-unregistered (they are tripod shots), with a note.
+rectangle. A tool that fails on a set is counted and listed, never replaced by
+something else (an unregistered fusion, say); medians are over the sets every
+tool fused, next to the count of failures.
 
 (a) MEF-SSIM (Ma, Zeng & Wang 2015; :func:`uhdfuse.metrics.mef_ssim`, 3 scales,
 p = 4) on real static brackets from ``../shared/data``: MEFB pairs (an evenly
@@ -63,11 +67,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
+import tifffile
 from _common import ROOT, machine_description, record_section
 
 sys.path.insert(0, str(ROOT / "src"))  # measure this checkout, installed or not
@@ -76,11 +81,11 @@ from uhdfuse.align import align_bracket
 from uhdfuse.classical import fuse_mertens
 from uhdfuse.colour import srgb_encode
 from uhdfuse.config import AlignConfig, MergeConfig
-from uhdfuse.errors import AlignmentFailed, UhdfuseError
+from uhdfuse.errors import UhdfuseError
 from uhdfuse.io import read_encoded
 from uhdfuse.metrics import mef_ssim, psnr, ssim
 from uhdfuse.nn.weights import default_weights, load_weights
-from uhdfuse.pipeline import load_bracket
+from uhdfuse.pipeline import load_bracket, merge
 from uhdfuse.runtime import fuse_ipl
 from uhdfuse.train.data import heldout_cases
 
@@ -232,6 +237,7 @@ class Fusion:
     outputs: dict[str, np.ndarray] = field(default_factory=dict)  # tool -> (h, w, 3) float32 in [0, 1]
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # tool -> why it produced nothing
 
 
 def _run(cmd: list[str]) -> None:
@@ -285,28 +291,28 @@ def fuse_all(
     ev: Sequence[float] | None,
     reference: str | None,
     align: bool,
-    static: bool,
     model,
+    weights: Path | None,
     tools: Sequence[str],
     work: Path,
 ) -> Fusion:
-    """Fuse one bracket (files) with every tool.
+    """Fuse one bracket (files) with every tool, as each is run by a user.
 
-    ``reference``: file name of the reference frame (None: uhdfuse's choice).
-    ``align=False`` fuses the frames as they are, with every tool. ``static``: the
-    frames are known to be registered, so a failed registration falls back to none.
+    uhdfuse runs :func:`uhdfuse.merge` (what ``uhdfuse merge FILES -o OUT.tif`` runs)
+    with its defaults: registration ``auto`` (``align=False``: ``none``), the reference
+    ``reference`` (file name; None: its own choice), EVs ``ev`` when the data set lists
+    exposure times (as a camera's EXIF would give them), the shipped weights; its
+    16-bit TIFF is read back. With ``weights`` (a training variant) the ipl column
+    runs the engine on the same aligned frames with ``model`` instead. A failure of a
+    tool is recorded in the fusion's ``failures``, never replaced by something else
+    (an unregistered fusion, say). Raises UhdfuseError when uhdfuse cannot register
+    the bracket: then there is nothing to score any tool on.
     """
     cfg = MergeConfig(ev=tuple(ev) if ev is not None else None, reference=reference,
                       align=AlignConfig(model="auto" if align else "none"))
     notes: list[str] = []
     bracket = load_bracket(paths, cfg)
-    try:
-        aligned = align_bracket(bracket, cfg.align)
-    except AlignmentFailed as exc:
-        if not static:
-            raise
-        notes.append(f"uhdfuse registration failed ({exc.reason}); frames fused unregistered")
-        aligned = align_bracket(bracket, AlignConfig(model="none"))
+    aligned = align_bracket(bracket, cfg.align)  # the sources every tool is scored against
     notes += [n for n in bracket.warnings if "estimated from the pixels" not in n]
     x, y, w, h = aligned.crop
     fusion = Fusion(aligned.crop, aligned.reference, tuple(aligned.ev),
@@ -315,31 +321,34 @@ def fuse_all(
     ref_shape = bracket.frames[aligned.reference].image.shape[:2]
     del bracket
 
+    def product(engine: str) -> None:
+        out = work / f"uhdfuse-{engine}.tif"
+        result = merge(paths, out, replace(cfg, engine=engine, force=True))
+        if tuple(result.crop) != tuple(aligned.crop):
+            raise RuntimeError(f"merge cropped to {result.crop}, registration alone to {aligned.crop}")
+        fusion.outputs[engine] = tifffile.imread(out).astype(np.float32) / 65535.0
+
     def peer(name: str, run: Callable[[bool], np.ndarray]) -> None:
-        try:
-            full = run(align)
-        except (RuntimeError, cv2.error) as exc:
-            if not (static and align):
-                raise
-            fusion.notes.append(f"{name} registration failed ({exc}); frames fused unregistered")
-            full = run(False)
+        full = run(align)
         if full.shape[:2] != ref_shape:
             raise RuntimeError(f"{name} output is {full.shape[1]}x{full.shape[0]}, not the reference's size")
         fusion.outputs[name] = np.ascontiguousarray(full[y : y + h, x : x + w])
 
     runners: dict[str, Callable[[], None]] = {
-        "ipl": lambda: fusion.outputs.__setitem__(
-            "ipl", fuse_ipl(aligned.images, aligned.ev, aligned.reference, model=model)[0]),
-        "mertens": lambda: fusion.outputs.__setitem__("mertens", fuse_mertens(aligned.images)),
+        "ipl": (lambda: fusion.outputs.__setitem__(
+            "ipl", fuse_ipl(aligned.images, aligned.ev, aligned.reference, model=model)[0]))
+        if weights is not None else (lambda: product("ipl")),
+        "mertens": lambda: product("mertens"),
         "opencv": lambda: peer("opencv", lambda a: fuse_opencv(ordered, aligned.reference, a)),
         "enfuse": lambda: peer("enfuse", lambda a: fuse_enfuse(ordered, aligned.reference, a, work / "enfuse")),
     }
+    work.mkdir(parents=True, exist_ok=True)
     for tool in tools:
         start = time.perf_counter()
         try:
             runners[tool]()
         except (UhdfuseError, RuntimeError, cv2.error) as exc:
-            fusion.notes.append(f"{tool} failed: {exc}")
+            fusion.failures[tool] = str(exc).splitlines()[0]
         fusion.seconds[tool] = time.perf_counter() - start
     # Like with like: a peer whose output sits shifted against uhdfuse's would lose
     # points for geometry, not fusion. Say so when it happens.
@@ -353,11 +362,12 @@ def fuse_all(
     return fusion
 
 
-def fuse_real(bracket: RealBracket, folder: Path, long_side: int, *, static: bool, model, tools: Sequence[str]) -> Fusion:
+def fuse_real(bracket: RealBracket, folder: Path, long_side: int, *, model, weights: Path | None,
+              tools: Sequence[str]) -> Fusion:  # fmt: skip
     """Write a real bracket downscaled into ``folder`` and fuse it with every tool
-    (registered to the middle exposure; raises UhdfuseError when it cannot be read)."""
+    (raises UhdfuseError when uhdfuse cannot read or register it)."""
     paths, ev = write_real(bracket, folder, long_side)
-    return fuse_all(paths, ev=ev, reference=None, align=True, static=static, model=model, tools=tools, work=folder)
+    return fuse_all(paths, ev=ev, reference=None, align=True, model=model, weights=weights, tools=tools, work=folder)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -480,6 +490,7 @@ def main() -> None:
     started = time.perf_counter()
 
     weights_path = Path(args.weights) if args.weights else default_weights()
+    variant = Path(args.weights) if args.weights else None  # None: the product's own weights, through merge
     model, manifest = load_weights(weights_path)
     tools = list(TOOLS)
     notes: list[str] = []
@@ -495,14 +506,18 @@ def main() -> None:
     try:
         # (a) MEF-SSIM on real static brackets
         mef_rows: list[dict] = []
+        failures: list[tuple[str, str, str]] = []  # (what, tool, why)
+        attempted = 0
         for bracket in static_brackets(args.quick, mefb_count):
             folder = work / "static" / bracket.name.replace("/", "_")
+            attempted += 1
             try:
-                fusion = fuse_real(bracket, folder, long_side, static=True, model=model, tools=tools)
+                fusion = fuse_real(bracket, folder, long_side, model=model, weights=variant, tools=tools)
             except UhdfuseError as exc:
-                notes.append(f"{bracket.name}: skipped ({exc})")
-                log(f"{bracket.name}: skipped ({exc})")
+                failures += [(bracket.name, t, f"{exc} (no tool scored: no registered frames)") for t in ("ipl", "mertens")]
+                log(f"{bracket.name}: uhdfuse failed ({exc})")
                 continue
+            failures += [(bracket.name, t, why) for t, why in fusion.failures.items()]
             row = {"set": bracket.name, "frames": len(fusion.sources),
                    "size": f"{fusion.crop[2]}x{fusion.crop[3]}"}
             for tool in tools:
@@ -525,14 +540,16 @@ def main() -> None:
             moving_paths = write_synthetic(moving, folder / "moving")
             static_paths = write_synthetic(static, folder / "static")
             try:
-                fm = fuse_all(moving_paths, ev=ev, reference=moving_paths[ref].name, align=True, static=False,
-                              model=model, tools=tools, work=folder / "moving")
-                fs = fuse_all(static_paths, ev=ev, reference=static_paths[ref].name, align=False, static=True,
-                              model=model, tools=tools, work=folder / "static")
+                fm = fuse_all(moving_paths, ev=ev, reference=moving_paths[ref].name, align=True,
+                              model=model, weights=variant, tools=tools, work=folder / "moving")
+                fs = fuse_all(static_paths, ev=ev, reference=static_paths[ref].name, align=False,
+                              model=model, weights=variant, tools=tools, work=folder / "static")
             except UhdfuseError as exc:
-                notes.append(f"{name}: skipped ({exc})")
-                log(f"{name}: skipped ({exc})")
+                failures += [(name, t, f"{exc} (no tool scored)") for t in ("ipl", "mertens")]
+                log(f"{name}: uhdfuse failed ({exc})")
                 continue
+            failures += [(f"{name} moving", t, why) for t, why in fm.failures.items()]
+            failures += [(f"{name} static", t, why) for t, why in fs.failures.items()]
             x, y, w, h = fm.crop
             ghost = {"case": name}
             versus = {"case": name}
@@ -556,10 +573,11 @@ def main() -> None:
         for bracket in moving_brackets():
             folder = work / "moving" / bracket.name
             try:
-                fusion = fuse_real(bracket, folder, long_side, static=False, model=model, tools=tools)
+                fusion = fuse_real(bracket, folder, long_side, model=model, weights=variant, tools=tools)
             except UhdfuseError as exc:
-                notes.append(f"{bracket.name}: no contact sheet ({exc})")
+                failures += [(bracket.name, t, str(exc)) for t in ("ipl", "mertens")]
                 continue
+            failures += [(bracket.name, t, why) for t, why in fusion.failures.items()]
             notes += [f"{bracket.name}: {n}" for n in fusion.notes]
             sheets.append(save_sheet(bracket.name, sheet_rows(fusion, tools), sheet_side))
             log(f"(d) {sheets[-1]}")
@@ -579,9 +597,14 @@ def main() -> None:
                      + " | ".join(_fmt(r[t], 4) for t in tools) + " |")
     mef_ok = _complete(mef_rows, tools)
     mef_median = {t: _median([r[t] for r in mef_ok]) for t in tools}
-    lines.append(f"| **median** ({len(mef_ok)} sets) | | | " + " | ".join(f"**{_fmt(mef_median[t], 4)}**" for t in tools) + " |")
-    lines += ["", "Mean time per set, registration included (uhdfuse's is shared by ipl and mertens and not "
-              "counted in either): " + ", ".join(
+    lines.append(f"| **median** ({len(mef_ok)} sets every tool fused) | | | "
+                 + " | ".join(f"**{_fmt(mef_median[t], 4)}**" for t in tools) + " |")
+    failed_a = {t: sum(1 for r in mef_rows if not math.isfinite(r.get(t, float("nan")))) for t in tools}
+    unscored = attempted - len(mef_rows)
+    lines.append(f"| **failed** (of {attempted} sets) | | | " + " | ".join(
+        f"**{failed_a[t] + (unscored if t in ('ipl', 'mertens') else 0)}**" for t in tools) + " |")
+    lines += ["", "Mean time per set, everything included (uhdfuse: the whole `merge`, reading to writing the "
+              "16-bit TIFF; the peers: their registration and fusion): " + ", ".join(
                   f"{t} {_fmt(statistics.fmean(r[f'{t} s'] for r in mef_rows) if mef_rows else None, 2)} s"
                   for t in tools) + "."]
 
@@ -593,6 +616,9 @@ def main() -> None:
     ghost_ok = _complete(ghost_rows, tools)
     ghost_median = {t: _median([r[t] for r in ghost_ok]) for t in tools}
     lines.append(f"| **median** ({len(ghost_ok)} cases) | " + " | ".join(f"**{_fmt(ghost_median[t], 2)}**" for t in tools) + " |")
+    failed_b = {t: len({what.split(" ")[0] for what, tool, _ in failures if tool == t and what.startswith("case")})
+                for t in tools}
+    lines.append(f"| **failed** (of {len(cases)} cases) | " + " | ".join(f"**{failed_b[t]}**" for t in tools) + " |")
 
     lines += ["", "### (c) PSNR (dB) / SSIM against the static target (uhdfuse Mertens of the static bracket)", "",
               "| case | " + header[2:], "|---|" + rule[1:]]
@@ -618,6 +644,8 @@ def main() -> None:
     sheet_line = ("- Seams, halos, colour shifts: look at the contact sheets ("
                   + ", ".join(f"`{p.relative_to(ROOT)}`" for p in sheets) + "); not computed.")
     lines += ["", "### Acceptance (computed by this run)", "", mef_line, ghost_line, sheet_line]
+    lines += ["", "### Failures (every one counted; nothing is replaced by an unregistered fusion)", ""]
+    lines += [f"- {what}, {tool}: {why}" for what, tool, why in failures] or ["- none"]
 
     trained = manifest.get("trained")
     try:

@@ -13,27 +13,37 @@ How a frame is registered, one module per step:
 1. ``levels``: both frames become *rank luma* (:func:`rank_luma` of
    :func:`frame_luma`): each pixel's luma replaced by the fraction of the frame that
    is darker, which exposure, gain and any monotone tone curve leave unchanged, with
-   a mask of trustworthy (unclipped, above the black floor) pixels; a coarse level,
-   a proxy (long side ``proxy_size``) and a refinement level are built from it.
-2. ``matchers``: the coarse search. No motion, the best translation over every
-   shift of the coarse levels (masked normalised cross-correlation) and a SIFT +
-   MAGSAC homography are proposed; the one under which the frames agree best is
-   kept. A new matcher goes there.
-3. ``ecc``: ``cv2.findTransformECCWithMask``, masked with both validity masks,
-   refines the guess on the proxy, again without the pixels that disagree most
-   (what moved in the scene), then on a level whose long side is at most
-   ``levels.REFINE_SIZE``, the matrix scaled between levels.
-4. ``checks``: the result is rejected (:class:`~uhdfuse.errors.AlignmentFailed`) when
-   ECC does not converge, the correlation is poor, the residual is high or leaves
-   most of the luma unexplained, the frames overlap on less than half the frame, or
-   the matrix has an absurd scale, shear, rotation or perspective: a garbage
-   registration is never returned. The crop is there too.
+   a mask of trustworthy (unclipped, above the black floor) pixels; a coarse level
+   (long side 256), a proxy (long side ``proxy_size``) and, for frames much larger
+   than the proxy, a fine level (long side 2048) are built from it.
+2. ``compare``: the two frames made comparable. Both are clipped at the ranks both
+   resolve (the outlines of what one frame clipped become structure both share);
+   under an estimate, the finer-quantised luma is mapped onto the other through
+   the tone curve between them (a median per bin), and what disagrees most (what
+   moved in the scene) is left out of the fit.
+3. ``matchers``: first guesses. No motion and the best translation over every
+   shift of the coarse levels (masked normalised cross-correlation) first; a SIFT
+   + MAGSAC homography only when the fit from those fails or a frame is mostly
+   clipped or black. A new matcher goes there.
+4. ``lk``: the fit. Robust, sparse, inverse-compositional Lucas-Kanade on the
+   pixels of most detail, spread over the frame: a rigid fit on the coarse levels
+   from every guess (the best kept), the model on the coarse levels and then, in
+   rounds with the comparison measured anew, on the proxy, and last on the fine
+   level.
+5. ``checks``: the result is rejected (:class:`~uhdfuse.errors.AlignmentFailed`)
+   when the residual is high or leaves most of the luma unexplained, the frames
+   agree under it hardly better than by chance and no features support it, they
+   overlap on less than half the frame, or the matrix has an absurd scale, shear,
+   rotation or perspective: a garbage registration is never returned knowingly.
+   The crop is there too.
 
 ``register`` runs these steps for one pair of frames (:func:`estimate_transform`)
 and chooses the model for AUTO (the identity included: a tripod bracket is not
-resampled); ``stage`` registers a whole bracket
-(:func:`align_bracket`: frames far from the reference through their neighbours),
-warps the frames at full resolution and crops them to the area every frame covers.
+resampled); ``stage`` registers a whole bracket (:func:`align_bracket`: frames
+far from the reference through their neighbours, then refined against the
+reference itself; a frame nothing places taken as unmoved only in a still
+bracket), warps the frames at full resolution and crops them to the largest
+rectangle every frame covers.
 """
 
 from uhdfuse.align.levels import frame_luma, rank_luma

@@ -30,9 +30,11 @@ TONE_BINS = 64  # bins of the tone curve fitted between two frames when measurin
 RESIDUAL_QUANTILE = 0.9  # the residual is measured on the best-matching 90% of pixels
 MIN_TRUSTED = 1024  # fewest trusted overlapping proxy pixels a residual is measured on
 # Largest ratio of a registration's residuals to those of the same frames misplaced
-# by a quarter of the frame ("chance"), on the coarse levels (see chance_ratio).
-# Measured: registered real pairs in ../shared/data 0.01-0.51, true motions of
-# generated hand-held brackets 0.06-0.75; fits to an unrelated scene 0.85-1.1.
+# by a quarter of the frame ("chance"), on the coarse levels (see chance_ratio),
+# above which a fit also needs the support of features. Measured: registered real
+# pairs in ../shared/data up to 0.63, true motions of generated hand-held brackets
+# mostly below 0.6 but up to 0.91 (mostly clipped frames), fits to an unrelated
+# scene 0.93-1.05: alone it cannot tell, so it only asks for more evidence.
 MAX_CHANCE_RATIO = 0.8
 DETAIL_FRACTION = 0.25  # chance is measured on the most detailed quarter of the trusted pixels
 

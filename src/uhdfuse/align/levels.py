@@ -95,7 +95,7 @@ def warp_mask(mask: np.ndarray, M: np.ndarray, shape: tuple[int, ...]) -> np.nda
 class Level:
     """One resolution of a frame's rank luma; coordinates relate by ``S``."""
 
-    luma: np.ndarray  # (h, w) float32 rank luma: what matching and ECC compare
+    luma: np.ndarray  # (h, w) float32 rank luma: what matching and fitting compare
     tone: np.ndarray  # (h, w) float32 square-root luma: what the residual is measured on
     mask: np.ndarray  # (h, w) uint8, 255 = trusted
     S: np.ndarray  # (3, 3) float64: full-resolution pixel -> level pixel (pixel centres)

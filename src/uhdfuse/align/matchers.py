@@ -24,7 +24,7 @@ from uhdfuse.align.checks import MIN_OVERLAP, RegistrationFailure, apply_matrix,
 from uhdfuse.align.levels import Level, Pyramid
 from uhdfuse.config import AlignModel
 
-SIFT_FEATURES = 4000  # most keypoints detected per proxy
+SIFT_FEATURES = 2000  # most keypoints detected per proxy
 RATIO_TEST = 0.75  # a match is kept when its distance is below this fraction of the second best's
 MIN_MATCHES = 12  # fewest ratio-tested matches, and fewest homography inliers, for a guess
 SUPPORT_TOL = 2.0  # proxy px: a match supports a matrix that carries it this close
@@ -68,7 +68,7 @@ class Guess:
     matches: tuple[np.ndarray, np.ndarray] | None = None
 
     def start(self, model: str) -> np.ndarray:
-        """Where ECC of ``model`` starts: ``model`` fitted to the matches, else the matrix."""
+        """Where a fit of ``model`` starts: ``model`` fitted to the matches, else the matrix."""
         if self.matches is None or model == AlignModel.HOMOGRAPHY:
             init = self.matrix.copy()
         else:

@@ -1,5 +1,5 @@
-"""Registration of one frame to another: coarse guess, ECC on the proxy and the
-refinement level, choice of the motion model, acceptance.
+"""Registration of one frame to another: first guesses, fits on the coarse level,
+the proxy and the fine level, choice of the motion model, acceptance.
 
 :func:`register` works on :class:`~uhdfuse.align.levels.Pyramid` frames and raises
 :class:`~uhdfuse.align.checks.RegistrationFailure`; :func:`estimate_transform` is
@@ -50,6 +50,9 @@ SIMPLER_COST_REL = 0.02
 # last fit, until it moves no corner by more than ROUND_TOL px (at most MAX_ROUNDS).
 MAX_ROUNDS = 4
 ROUND_TOL = 0.05
+# Below this fraction of trusted pixels in either frame, the feature matcher is
+# tried even when the direct guesses gave an acceptable fit.
+SPARSE_TRUSTED = 0.6
 # Tried by AUTO, simplest first, against the homography.
 SIMPLER_MODELS = (AlignModel.TRANSLATION, AlignModel.EUCLIDEAN)
 HINT = f"if the frames are already aligned, use {param('align.model', AlignModel.NONE.value)}"
@@ -90,7 +93,8 @@ def register(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Reg
 
     try:
         pair = clipped_alike(ref, mov)
-        fitted = _registered(pair, model, measure, lambda M: _accepted_fit(M, ref, mov, pair, max_residual))
+        trusted = min(float((level.mask > 0).mean()) for level in (ref.proxy, mov.proxy))
+        fitted = _registered(pair, model, measure, lambda M: _accepted_fit(M, ref, mov, pair, max_residual), trusted)
     except RegistrationFailure as failure:
         if model != AlignModel.AUTO:
             raise
@@ -151,18 +155,27 @@ Measure = Callable[[np.ndarray], float]  # full-resolution matrix -> residual of
 
 
 def _registered(
-    pair: tuple[Pyramid, Pyramid], model: str, measure: Measure, acceptance: Callable[[np.ndarray], float]
-) -> Registration:
+    pair: tuple[Pyramid, Pyramid], model: str, measure: Measure, acceptance: Callable[[np.ndarray], float],
+    trusted: float,
+) -> Registration:  # fmt: skip
     """The fit from the direct guesses, or, when it fails or is not accepted, from
-    features (slower: SIFT on both proxies); raises the last RegistrationFailure."""
-    failure = RegistrationFailure("no first guess of the motion (no matcher found one)")
+    features (slower: SIFT on both proxies); raises the direct fit's RegistrationFailure.
+    When less than SPARSE_TRUSTED of a frame is ``trusted`` (mostly clipped or
+    black: the direct guesses have little to go on) both are tried and the one with
+    the lower residual is kept."""
+    failures: list[RegistrationFailure] = []
+    found: list[Registration] = []
     for matchers in (DIRECT_MATCHERS, FEATURE_MATCHERS):
         try:
             M, chosen = _fit(*pair, model, measure, matchers)
-            return Registration(M, acceptance(M), chosen)
+            found.append(Registration(M, acceptance(M), chosen))
         except RegistrationFailure as exc:
-            failure = exc
-    raise failure
+            failures.append(exc)
+        if found and trusted >= SPARSE_TRUSTED:
+            break
+    if not found:
+        raise failures[0]  # what the direct fit found wrong says more than "no features"
+    return min(found, key=lambda r: r.residual)
 
 
 def _fit(ref: Pyramid, mov: Pyramid, model: str, measure: Measure, matchers: tuple[Matcher, ...]) -> tuple[np.ndarray, str]:
