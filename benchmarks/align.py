@@ -14,7 +14,7 @@ listed. uhdfuse runs with its defaults (what ``uhdfuse merge`` does: the align
 stage, warp and crop included); OpenCV's AlignMTB (translation only, Ward's
 median-threshold bitmaps) runs on the frames' 8-bit sRGB encoding;
 align_image_stack is run when installed. Times at UHD (3840x2160, 3 frames) are
-the best of three runs, hand-held and tripod brackets apart.
+the best of five runs (this machine's timings vary by up to 2x from run to run), hand-held and tripod brackets apart.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def evaluate(name: str, register: Register, cases: list, size: tuple[int, int]) 
             "seconds": seconds / max(1, len(cases)), "failures": failures}  # fmt: skip
 
 
-def best_time(register: Register, bracket: Bracket, runs: int = 3) -> float:
+def best_time(register: Register, bracket: Bracket, runs: int = 5) -> float:
     best = float("inf")
     for _ in range(runs):
         start = time.perf_counter()
@@ -123,12 +123,12 @@ def main() -> None:
         print("\n".join(table(title, rows)), flush=True)
 
     uhd_rows = []
-    for seed in range(args.uhd):
+    seeds = iter(range(10_000))
+    for _ in range(args.uhd):
+        # The speed target is for 3 frames: the next seeds that draw 3.
+        seed = next(s for s in seeds if len(make_case(s, size=(40, 60))[0].frames) == 3)
         moving, truth = make_case(seed, size=UHD)
         still, _ = make_case(seed, size=UHD, still=True)
-        if len(moving.frames) != 3:  # the speed target is for 3 frames
-            moving, truth = make_case(seed + 1000, size=UHD)
-            still, _ = make_case(seed + 1000, size=UHD, still=True)
         for name, register in tools:
             try:
                 worst = max(corner_error(M, T, UHD) for M, T in zip(register(moving), truth))
@@ -137,7 +137,7 @@ def main() -> None:
                 failures.append(f"- UHD seed {seed}, {name}: refused ({exc})")
             uhd_rows.append((name, len(moving.frames), best_time(register, moving), best_time(register, still), worst))
         print(uhd_rows[-2:], flush=True)
-    lines += [f"**UHD timing** ({UHD[1]}x{UHD[0]}, best of 3 runs)", "",
+    lines += [f"**UHD timing** ({UHD[1]}x{UHD[0]}, best of 5 runs, the align stage: registration, warp and crop)", "",
               "| tool | frames | hand-held (s) | tripod (s) | worst corner error (px) |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {name} | {n} | {moving:.2f} | {still:.2f} | {err:.2f} |" for name, n, moving, still, err in uhd_rows]
     if shutil.which("align_image_stack") is None:

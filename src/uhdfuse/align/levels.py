@@ -158,13 +158,18 @@ def _scaling(size: tuple[int, int], to: tuple[int, int]) -> np.ndarray:
 def prepare_frame(image: np.ndarray, proxy_size: int) -> Pyramid:
     """The levels of a linear (H, W, 3) frame.
 
-    The frame is downscaled to each level before its luma is computed; the mask is
-    then eroded by a pixel, since an average of clipped and unclipped pixels can
-    fall below CLIP_LEVEL.
+    The frame is downscaled to the finest level before its luma is computed, the
+    mask then eroded by a pixel (an average of clipped and unclipped pixels can fall
+    below CLIP_LEVEL); coarser levels are made from that one.
     """
     h, w = image.shape[:2]
-    proxy = _level_of(image, proxy_size)
-    fine = _level_of(image, FINE_SIZE) if max(h, w) >= FINE_FROM * proxy_size else None
+    fine = None
+    if max(h, w) >= FINE_FROM * proxy_size:
+        # The full-resolution pixels are read once: the proxy is made from the fine level.
+        fine = _level_of(image, FINE_SIZE)
+        proxy = level(fine.tone, fine.mask, proxy_size, fine.S)
+    else:
+        proxy = _level_of(image, proxy_size)
     coarse = level(proxy.tone, proxy.mask, COARSE_SIZE, proxy.S)
     return Pyramid((w, h), coarse, proxy, fine)
 
