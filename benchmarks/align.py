@@ -12,8 +12,9 @@ placing it wrongly is not. A tool *succeeds* on a case when every frame's corner
 error is at most 0.5 px; refusals and errors above 2 px are counted apart and
 listed. uhdfuse runs with its defaults (what ``uhdfuse merge`` does: the align
 stage, warp and crop included); OpenCV's AlignMTB (translation only, Ward's
-median-threshold bitmaps) runs on the frames' 8-bit sRGB encoding;
-align_image_stack is run when installed. Times at UHD (3840x2160, 3 frames) are
+median-threshold bitmaps) runs on the frames' 8-bit sRGB encoding.
+align_image_stack is not measured here: it is not installed on the development
+machine (quality.py runs it, with enfuse, where it is). Times at UHD (3840x2160, 3 frames) are
 the best of five runs (this machine's timings vary by up to 2x from run to run), hand-held and tripod brackets apart.
 """
 
@@ -141,7 +142,7 @@ def main() -> None:
               "| tool | frames | hand-held (s) | tripod (s) | worst corner error (px) |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {name} | {n} | {moving:.2f} | {still:.2f} | {err:.2f} |" for name, n, moving, still, err in uhd_rows]
     if shutil.which("align_image_stack") is None:
-        lines += ["", "align_image_stack: not installed on this machine, so not in this run."]
+        lines += ["", "align_image_stack: not installed on this machine, so not measured."]
     body = "\n".join(lines) + "\n\nFailures:\n\n" + ("\n".join(failures) or "- none") + "\n"
     print(body)
     if not args.no_record:

@@ -10,6 +10,7 @@ move is copied, not resampled.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -28,6 +29,7 @@ from uhdfuse.align.levels import Pyramid, prepare_frame
 from uhdfuse.align.register import HINT, refine_from, register
 from uhdfuse.config import AlignConfig, AlignModel
 from uhdfuse.errors import AlignmentFailed, InconsistentBracket
+from uhdfuse.threads import worker_threads
 from uhdfuse.types import AlignedBracket, Bracket
 
 # Largest motion between any two neighbouring frames (at the corners, as a fraction of
@@ -127,26 +129,41 @@ def register_chain(bracket: Bracket, config: AlignConfig) -> Chain:
     first frame that cannot be placed.
     """
     frames, ref_i = bracket.frames, bracket.reference
-    # Rank luma does not depend on the partner frame, so a frame's levels serve both
-    # when it is registered and when the next frame out is registered to it.
-    levels: dict[int, Pyramid] = {ref_i: prepare_frame(frames[ref_i].image, config.proxy_size)}
+    reference = prepare_frame(frames[ref_i].image, config.proxy_size)
     transforms = [np.eye(3) for _ in frames]
     residuals = [0.0] * len(frames)
     models = [AlignModel.NONE] * len(frames)
     unshown: dict[int, RegistrationFailure] = {}  # frames taken as unmoved for now
-    for i, j in _links(len(frames), ref_i):
-        moving = levels[i] = prepare_frame(frames[i].image, config.proxy_size)
-        if config.model is AlignModel.NONE:
-            residuals[i] = luma_residual(levels[j].proxy, moving.proxy, np.eye(3))
-        else:
-            try:
-                transforms[i], residuals[i], models[i] = _place(levels[j], moving, transforms[j], config, levels[ref_i])
-            except RegistrationFailure as failure:
-                if failure.unmoved is None:
-                    raise AlignmentFailed(f"{failure}; {HINT}", frames[i].path) from None
-                transforms[i], residuals[i], unshown[i] = transforms[j].copy(), failure.unmoved, failure
-        if j != ref_i:
-            del levels[j]  # frame j anchors no other frame; free its levels
+
+    def side(links: list[tuple[int, int]]) -> tuple[int, AlignmentFailed] | None:
+        """The frames of one side of the reference, nearest first; the first failure
+        (the frame's index and the error)."""
+        # Rank luma does not depend on the partner frame, so a frame's levels serve
+        # both when it is registered and when the next frame out is registered to it.
+        anchor = reference
+        for i, j in links:
+            moving = prepare_frame(frames[i].image, config.proxy_size)
+            if config.model is AlignModel.NONE:
+                residuals[i] = luma_residual(anchor.proxy, moving.proxy, np.eye(3))
+            else:
+                try:
+                    transforms[i], residuals[i], models[i] = _place(anchor, moving, transforms[j], config, reference)
+                except RegistrationFailure as failure:
+                    if failure.unmoved is None:
+                        return i, AlignmentFailed(f"{failure}; {HINT}", frames[i].path)
+                    transforms[i], residuals[i], unshown[i] = transforms[j].copy(), failure.unmoved, failure
+            anchor = moving
+        return None
+
+    links = list(_links(len(frames), ref_i))
+    sides = [[(i, j) for i, j in links if i < ref_i], [(i, j) for i, j in links if i > ref_i]]
+    # The two sides share nothing but the reference: registered at once when cores allow.
+    with ThreadPoolExecutor(max_workers=max(1, min(2, worker_threads()))) as pool:
+        failures = list(pool.map(side, sides))
+    # The failure nearest the reference, the darker side first: the same whichever finished first.
+    failed = [f for f in failures if f is not None]
+    if failed:
+        raise min(failed, key=lambda f: (abs(f[0] - ref_i), f[0]))[1]
     steps = [corner_distance(transforms[i] @ np.linalg.inv(transforms[j]), np.eye(3), frames[i].size)
              for i, j in _links(len(frames), ref_i) if i not in unshown]  # fmt: skip
     if unshown and steps and max(steps) > STILL_STEP * max(frames[ref_i].size):
