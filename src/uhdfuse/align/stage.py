@@ -207,8 +207,8 @@ def crop_box(bracket: Bracket, transforms: Sequence[np.ndarray], *, crop: bool) 
     without ``crop`` the whole frame. Raises AlignmentFailed when nothing is common."""
     ref_frame = bracket.frames[bracket.reference]
     w, h = ref_frame.size
-    if crop:
-        others = [t for i, t in enumerate(transforms) if i != bracket.reference]
+    others = [t for i, t in enumerate(transforms) if i != bracket.reference]
+    if crop and not all(np.array_equal(t, np.eye(3)) for t in others):
         x0, y0, cw, ch = largest_rectangle(others, (w, h))
     else:
         x0, y0, cw, ch = 0, 0, w, h
