@@ -88,8 +88,10 @@ def register(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Reg
         raise RegistrationFailure(f"frame size {mov.full_size} differs from the reference {size}")
 
     def measure(M: np.ndarray) -> float:
-        """Residual of full-resolution matrix M on the frames as prepared."""
-        return luma_residual(ref.proxy, mov.proxy, ref.proxy.from_full(M))
+        """Residual of full-resolution matrix M on the frames as prepared: on the coarse
+        levels (it ranks first guesses), on the proxies where those share too little."""
+        coarse = luma_residual(ref.coarse, mov.coarse, ref.coarse.from_full(M))
+        return coarse if coarse != np.inf else luma_residual(ref.proxy, mov.proxy, ref.proxy.from_full(M))
 
     try:
         pair = clipped_alike(ref, mov)
