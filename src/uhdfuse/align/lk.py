@@ -14,7 +14,9 @@ system well conditioned for every model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import cv2
 import numpy as np
@@ -37,12 +39,13 @@ MIN_INSIDE = 0.5
 CELL = 32  # px of a level: template points are shared out among blocks of this side
 BORDER = 2  # px of a level's edge where no template point is taken (gradients need neighbours)
 
-PARAMETERS = {
+# Parameters of each motion model the fit knows.
+PARAMETERS: Mapping[str, int] = MappingProxyType({
     AlignModel.TRANSLATION: 2,
     AlignModel.EUCLIDEAN: 3,
     AlignModel.AFFINE: 6,
     AlignModel.HOMOGRAPHY: 8,
-}
+})
 MOTION_MODELS: tuple[str, ...] = tuple(m.value for m in PARAMETERS)
 
 
