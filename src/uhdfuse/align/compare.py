@@ -1,5 +1,5 @@
-"""Two frames made comparable before they are matched: common clipping, and the
-tone curve between them.
+"""Two frames made comparable before they are matched: common clipping, the tone
+curve between them, and what moved.
 
 Rank luma (:mod:`~uhdfuse.align.levels`) takes exposure and tone curves out; what
 it leaves differing between two frames of a bracket is dealt with here:
