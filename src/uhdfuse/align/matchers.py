@@ -24,6 +24,7 @@ from uhdfuse.align.checks import MIN_OVERLAP, RegistrationFailure, apply_matrix,
 from uhdfuse.align.levels import Level, Pyramid
 from uhdfuse.config import AlignModel
 
+SIFT_SCALE = 0.5  # SIFT runs on the proxy downscaled by this
 SIFT_FEATURES = 2000  # most keypoints detected per proxy
 RATIO_TEST = 0.75  # a match is kept when its distance is below this fraction of the second best's
 MIN_MATCHES = 12  # fewest ratio-tested matches, and fewest homography inliers, for a guess
@@ -119,14 +120,20 @@ def ncc_guess(ref: Pyramid, mov: Pyramid) -> Guess | None:
 
 
 def _sift(proxy: Level) -> tuple[np.ndarray, np.ndarray | None]:
-    """SIFT keypoint positions (K, 2) and descriptors (K, 128) on a proxy."""
-    img8 = np.round(proxy.luma * 255.0).astype(np.uint8)
+    """SIFT keypoint positions (K, 2), in the proxy's pixels, and descriptors (K, 128)."""
+    # At half the proxy's size: a first guess, which the fit makes precise, from a
+    # quarter of the pixels.
+    h, w = proxy.luma.shape
+    size = (max(1, round(w * SIFT_SCALE)), max(1, round(h * SIFT_SCALE)))
+    luma = cv2.resize(proxy.luma, size, interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(proxy.mask, size, interpolation=cv2.INTER_NEAREST)
+    img8 = np.round(luma * 255.0).astype(np.uint8)
     # Keypoints next to clipped or noisy areas describe the clipping, not the scene.
-    mask = cv2.erode(proxy.mask, np.ones((5, 5), np.uint8))
+    mask = cv2.erode(mask, np.ones((5, 5), np.uint8))
     sift = cv2.SIFT_create(nfeatures=SIFT_FEATURES)
     kps, desc = sift.detectAndCompute(img8, mask)
     pts = np.array([k.pt for k in kps], dtype=np.float32).reshape(-1, 2)
-    return pts, desc
+    return (pts + 0.5) / SIFT_SCALE - 0.5, desc  # in proxy pixels
 
 
 def _matches(ref: Level, mov: Level) -> tuple[np.ndarray, np.ndarray]:
