@@ -101,18 +101,17 @@ def register(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Reg
         if model != AlignModel.AUTO:
             raise
         # No fit (frames many stops apart that share too little): the identity, when
-        # it explains them; else whether anything contradicts it, for the bracket
-        # to decide.
-        still = _identity(ref, mov, max_residual, shown=True)
-        if still is not None:
+        # it explains them clearly better than chance; else whether anything
+        # contradicts it, for the bracket to decide.
+        still = _identity(ref, mov, max_residual)
+        if still is not None and better_than_chance(np.eye(3), ref, mov) <= MAX_CHANCE_RATIO:
             return still
-        unmoved = _identity(ref, mov, max_residual, shown=False)
         raise RegistrationFailure(
-            f"{failure}; without motion {_measured(ref, mov)}", unmoved=None if unmoved is None else unmoved.residual
+            f"{failure}; without motion {_measured(ref, mov, still)}", unmoved=None if still is None else still.residual
         ) from None
     if model == AlignModel.AUTO:
         # The fit showed the frames match; the identity need only do as well.
-        identity = _identity(ref, mov, max_residual, shown=False)
+        identity = _identity(ref, mov, max_residual)
         if identity is not None and (
             corner_distance(fitted.matrix, np.eye(3), size) <= AUTO_CORNER_TOL
             or identity.residual <= fitted.residual * (1 + IDENTITY_RESIDUAL_REL) + IDENTITY_RESIDUAL_TOL
@@ -135,21 +134,19 @@ def _accepted_fit(M: np.ndarray, ref: Pyramid, mov: Pyramid, pair: tuple[Pyramid
     return residual
 
 
-def _identity(ref: Pyramid, mov: Pyramid, max_residual: float, *, shown: bool) -> Registration | None:
+def _identity(ref: Pyramid, mov: Pyramid, max_residual: float) -> Registration | None:
     """The identity as a registration, or None when it does not explain the frames
-    (:func:`~uhdfuse.align.checks.accept`) or, if it must be ``shown``, when the frames
-    do not agree under it clearly better than by chance."""
+    (:func:`~uhdfuse.align.checks.accept`)."""
     try:
-        residual = accept(np.eye(3), ref, mov, max_residual)
+        return Registration(np.eye(3), accept(np.eye(3), ref, mov, max_residual), AlignModel.NONE)
     except RegistrationFailure:
         return None
-    if shown and not better_than_chance(np.eye(3), ref, mov) <= MAX_CHANCE_RATIO:
-        return None
-    return Registration(np.eye(3), residual, AlignModel.NONE)
 
 
-def _measured(ref: Pyramid, mov: Pyramid) -> str:
-    residual = luma_residual(ref.proxy, mov.proxy, np.eye(3))
+def _measured(ref: Pyramid, mov: Pyramid, identity: Registration | None) -> str:
+    """What the frames as they are measure, for a message (``identity``: their
+    registration, when it was accepted)."""
+    residual = identity.residual if identity is not None else luma_residual(ref.proxy, mov.proxy, np.eye(3))
     return "the frames share too few trusted pixels" if residual == np.inf else f"the residual is {residual:.3f}"
 
 

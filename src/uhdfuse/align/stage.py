@@ -165,7 +165,7 @@ def register_chain(bracket: Bracket, config: AlignConfig) -> Chain:
     if failed:
         raise min(failed, key=lambda f: (abs(f[0] - ref_i), f[0]))[1]
     steps = [corner_distance(transforms[i] @ np.linalg.inv(transforms[j]), np.eye(3), frames[i].size)
-             for i, j in _links(len(frames), ref_i) if i not in unshown]  # fmt: skip
+             for i, j in links if i not in unshown]  # fmt: skip
     if unshown and steps and max(steps) > STILL_STEP * max(frames[ref_i].size):
         i = min(unshown, key=lambda k: abs(k - ref_i))
         why = f"other frames moved by up to {max(steps):.1f} px"
