@@ -94,12 +94,12 @@ def _warp(delta: np.ndarray, model: str) -> np.ndarray:
     return W
 
 
-def template_points(ref: Level, limit: int = POINTS) -> tuple[np.ndarray, np.ndarray]:
+def template_points(ref: Level, limit: int = POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where a fit runs: (K, 2) pixel positions (x, y) of ``ref``'s trusted pixels of
     most gradient, at most ``limit`` and spread over the frame (each CELL x CELL
     block gets its share, so a homography is pinned down at the corners too, not
-    only where the strongest edges are), and the smoothed luma (h, w) float32 they
-    are read from."""
+    only where the strongest edges are); the smoothed luma there (K,) and its
+    gradient there (K, 2), per pixel."""
     smooth = cv2.GaussianBlur(ref.luma, (0, 0), BLUR_SIGMA)
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
@@ -107,7 +107,7 @@ def template_points(ref: Level, limit: int = POINTS) -> tuple[np.ndarray, np.nda
     keep = ref.mask > 0
     keep[:BORDER], keep[-BORDER:], keep[:, :BORDER], keep[:, -BORDER:] = False, False, False, False
     if not keep.any():
-        return np.empty((0, 2)), smooth
+        return np.empty((0, 2)), np.empty(0), np.empty((0, 2))
     # Flat pixels carry only noise: candidates have at least the median gradient.
     candidates = strength[keep]
     floor = float(np.median(candidates[:: max(1, len(candidates) // 65536)]))
@@ -124,7 +124,9 @@ def template_points(ref: Level, limit: int = POINTS) -> tuple[np.ndarray, np.nda
     inner = best[taken]
     ys = (block // columns) * CELL + inner // CELL
     xs = (block % columns) * CELL + inner % CELL
-    return np.stack([xs, ys], axis=1).astype(np.float64), smooth
+    points = np.stack([xs, ys], axis=1).astype(np.float64)
+    gradient = np.stack([gx[ys, xs], gy[ys, xs]], axis=1).astype(np.float64)
+    return points, smooth[ys, xs].astype(np.float64), gradient
 
 
 def refine(ref: Level, mov: Level, M: np.ndarray, model: str, iters: int = MAX_ITERS) -> Fit:
@@ -133,21 +135,17 @@ def refine(ref: Level, mov: Level, M: np.ndarray, model: str, iters: int = MAX_I
     Raises RegistrationFailure when too few template points fall inside the moving
     frame, the system is singular, or the frames do not correlate.
     """
-    points, smooth_ref = template_points(ref)
+    points, template, gradient = template_points(ref)
     if len(points) < max(MIN_POINTS, 4 * PARAMETERS[AlignModel(model)]):
         raise RegistrationFailure("too little detail in common to register the frames")
     smooth_mov = cv2.GaussianBlur(mov.luma, (0, 0), BLUR_SIGMA)
     N = _normaliser(ref.luma.shape)
     Ninv = np.linalg.inv(N)
-    xs, ys = points[:, 0].astype(np.intp), points[:, 1].astype(np.intp)
-    template = smooth_ref[ys, xs].astype(np.float64)
-    gx = cv2.Sobel(smooth_ref, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)[ys, xs]
-    gy = cv2.Sobel(smooth_ref, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)[ys, xs]
-    scale = 1.0 / N[0, 0]  # gradients per normalised unit
-    n = np.c_[points, np.ones(len(points))] @ N.T
-    J = _jacobian(n[:, 0], n[:, 1], model)
-    steepest = (gx[:, None] * scale) * J[:, 0] + (gy[:, None] * scale) * J[:, 1]  # (K, P)
     homogeneous = np.c_[points, np.ones(len(points))]
+    n = homogeneous @ N.T
+    J = _jacobian(n[:, 0], n[:, 1], model)
+    g = gradient / N[0, 0]  # per normalised unit
+    steepest = g[:, :1] * J[:, 0] + g[:, 1:] * J[:, 1]  # (K, P)
     corners = _corners(ref.luma.shape) @ N.T
     Mn = N @ M @ Ninv
     cost = np.inf
