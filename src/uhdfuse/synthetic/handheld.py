@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from uhdfuse.align.checks import corner_distance
 from uhdfuse.colour import srgb_decode, srgb_encode
 from uhdfuse.synthetic.scene import procedural_scene
 from uhdfuse.types import Bracket, Frame
@@ -104,7 +105,4 @@ def make_case(
 def corner_error(A: np.ndarray, B: np.ndarray, size: tuple[int, int] = SIZE) -> float:
     """Largest distance in pixels between where A and B send the corners of a frame of
     ``size`` (H, W)."""
-    h, w = size
-    c = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], float)
-    pa, pb = c @ A.T, c @ B.T
-    return float(np.max(np.linalg.norm(pa[:, :2] / pa[:, 2:] - pb[:, :2] / pb[:, 2:], axis=1)))
+    return corner_distance(A, B, (size[1], size[0]))
