@@ -202,7 +202,7 @@ FAILURES: dict[str, tuple[Builder, str]] = {
     "text_named_jpg": (_with_extra("jpeg", "notes.jpg", lambda c, f: b"shot list: 3 frames\n"), "not a JPEG, PNG or TIFF"),
     "frames_of_different_sizes": (_resized, "differs from"),
     "different_cameras": (_other_camera, "a bracket comes from one camera"),
-    "one_frame_only": (_one_frame, "at least 2 frames, got 1"),
+    "one_frame_only": (_one_frame, "8-bit display-encoded image has no headroom above white"),
     "raw_mixed_with_jpeg": (_raw_and_jpeg, "mixes RAW and encoded images"),
     "image_1x1": (_tiny(1, 1), "is 1x1 pixels; fusing needs at least 16x16"),
     "image_3x2": (_tiny(3, 2), "is 3x2 pixels; fusing needs at least 16x16"),

@@ -8,6 +8,8 @@ that has been built (``__post_init__`` checks it). Errors name the parameter
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -112,6 +114,13 @@ class Executor(StrEnum):
     RAY = "ray"  # tasks on a Ray cluster
 
 
+class Singles(StrEnum):
+    """What ``batch`` does with a frame that belongs to no bracket."""
+
+    SKIP = "skip"  # report it, fuse nothing
+    VIRTUAL = "virtual"  # a RAW single becomes a virtual bracket (uhdfuse.virtual)
+
+
 class Grouping(StrEnum):
     """How ``batch`` finds the brackets of a shoot."""
 
@@ -126,6 +135,9 @@ RADIANCE_BIT_DEPTH = 32  # a radiance map is always float32
 # bomb (a small file claiming a huge image) is refused. 600 MP is four times the
 # largest camera sensors (~150 MP), room for stitched panoramas.
 MAX_PIXELS = 600_000_000
+# Virtual exposures of one capture (uhdfuse.virtual) lie within this many EV of it:
+# 2**10 is far beyond the range a 14-bit sensor records.
+MAX_VIRTUAL_EV = 10.0
 
 
 def choice(kind: type[StrEnum], value: object, name: str) -> StrEnum:
@@ -155,6 +167,22 @@ def check_chunk(chunk: int | None) -> int | None:
     if chunk is not None and chunk < 1:
         raise UsageError(f"{param('chunk')} must be a positive number of token rows, got {chunk}")
     return chunk
+
+
+def check_virtual_evs(evs: Sequence[float]) -> tuple[float, ...]:
+    """``evs`` (relative to one capture) when they can make a virtual bracket, else a
+    UsageError naming ``virtual_ev``: at least 2, finite, distinct, within ``MAX_VIRTUAL_EV``."""
+    values = tuple(float(e) for e in evs)
+    name = param("virtual_ev")
+    if len(values) < 2:
+        raise UsageError(f"{name} needs at least 2 EVs, got {len(values)}")
+    if not all(math.isfinite(e) for e in values):
+        raise UsageError(f"{name} values must be finite numbers")
+    if any(abs(e) > MAX_VIRTUAL_EV for e in values):
+        raise UsageError(f"{name} values must lie within ±{MAX_VIRTUAL_EV:g} EV of the capture")
+    if len(set(values)) != len(values):
+        raise UsageError(f"{name} lists an EV twice")
+    return values
 
 
 def check_device(device: object) -> Device:
@@ -216,6 +244,9 @@ class MergeConfig:
     # one scene brightness gives one output value in every bracket. None = each output
     # in its reference frame's exposure.
     exposure_anchor: float | None = None
+    # One capture (a RAW file) is fused as a virtual bracket (uhdfuse.virtual): the EVs
+    # of its frames relative to the capture; None = chosen from the capture's histogram.
+    virtual_ev: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         for name, kind in (("engine", Engine), ("response", Response), ("device", Device), ("prefer", Prefer)):
@@ -234,6 +265,8 @@ class MergeConfig:
             raise UsageError(f"{param('max_pixels')} must be at least 1, got {self.max_pixels}")
         if self.ev is not None:
             object.__setattr__(self, "ev", tuple(float(e) for e in self.ev))
+        if self.virtual_ev is not None:
+            object.__setattr__(self, "virtual_ev", check_virtual_evs(self.virtual_ev))
 
     @property
     def output_engine(self) -> str:

@@ -19,13 +19,14 @@ import numpy as np
 
 from .align import align_bracket
 from .classical import calibrate_response, fuse_mertens, merge_radiance
-from .config import Engine, MergeConfig, OutputFormat, Prefer, Response
+from .config import AlignConfig, AlignModel, Engine, MergeConfig, OutputFormat, Prefer, Response
 from .errors import InconsistentBracket, Message, UsageError, joined, param
 from .exposure import build_bracket
 from .io import OutputMetadata, check_output, read_encoded, read_frame, read_metadata, write_image
 from .io.discover import check_one_kind, discover
 from .types import AlignedBracket, Bracket, FuseResult
 from .version import __version__
+from .virtual import virtual_bracket
 
 if TYPE_CHECKING:  # torch is only imported when the model is asked for
     from .runtime import FuseStats
@@ -102,14 +103,39 @@ def _response_lut(paths: Sequence[Path], config: MergeConfig) -> np.ndarray | No
 
 
 def _load(paths: Sequence[Path], config: MergeConfig) -> Bracket:
-    """Decode and sort the frames; their notes and the exposure notes are the bracket's."""
+    """Decode and sort the frames; their notes and the exposure notes are the bracket's.
+
+    One file is a capture made into a virtual bracket (:mod:`uhdfuse.virtual`).
+    """
+    if len(paths) == 1:
+        return _load_capture(paths[0], config)
+    if config.virtual_ev is not None:
+        raise UsageError(f"{param('virtual_ev')} makes a bracket of one capture; {len(paths)} frames were given")
     lut = _response_lut(paths, config)
     frames = [read_frame(p, lut=lut, max_pixels=config.max_pixels) for p in paths]
     bracket = build_bracket(frames, ev=config.ev, reference=config.reference)
-    if frames[0].source == "raw" and config.response is not Response.SRGB:
-        note = Message(f"{param('response')} applies to JPEG/PNG/TIFF only; RAW frames are already linear")
-        bracket = replace(bracket, warnings=(*bracket.warnings, note))
-    return bracket
+    return _with_response_note(bracket, config)
+
+
+def _load_capture(path: Path, config: MergeConfig) -> Bracket:
+    """The virtual bracket of one capture, with the settings that apply to one file checked."""
+    if config.ev is not None:
+        raise UsageError(f"{param('ev')} states the EVs of a bracket's frames; for one capture give {param('virtual_ev')}")
+    if config.response in (Response.DEBEVEC, Response.ROBERTSON):
+        raise UsageError(f"{param('response', config.response.value)} calibrates from a bracket; one capture holds none", path)
+    if isinstance(config.reference, str):
+        raise UsageError(f"the virtual frames all come from {path.name}: give {param('reference')} as an index")
+    frame = read_frame(path, lut=_response_lut([path], config), max_pixels=config.max_pixels)
+    bracket = virtual_bracket(frame, config.virtual_ev, response=config.response, reference=config.reference)
+    return _with_response_note(bracket, config)
+
+
+def _with_response_note(bracket: Bracket, config: MergeConfig) -> Bracket:
+    """``bracket``, with a note when a response was asked for RAW frames (already linear)."""
+    if bracket.frames[0].source != "raw" or config.response is Response.SRGB:
+        return bracket
+    note = Message(f"{param('response')} applies to JPEG/PNG/TIFF only; RAW frames are already linear")
+    return replace(bracket, warnings=(*bracket.warnings, note))
 
 
 def load_bracket(inputs: Sequence[Path | str], config: MergeConfig = MergeConfig(), *, warn: bool = False) -> Bracket:
@@ -156,6 +182,13 @@ def exposure_gain(bracket: Bracket, anchor: float) -> float | None:
     return None if own is None else float(2.0 ** (anchor - own))
 
 
+def _align_config(bracket: Bracket, config: MergeConfig) -> AlignConfig:
+    """``config.align``, or no registration for a virtual bracket: its frames are one image."""
+    if bracket.virtual_ev is not None:
+        return replace(config.align, model=AlignModel.NONE)
+    return config.align
+
+
 @dataclass(frozen=True)
 class _Shot:
     """What the output needs to know of the bracket once its decoded frames are gone."""
@@ -167,6 +200,7 @@ class _Shot:
     ev_source: str
     reference: int
     notes: tuple[str, ...]
+    virtual_ev: tuple[float, ...] | None
 
     @classmethod
     def of(cls, bracket: Bracket, config: MergeConfig) -> _Shot:
@@ -178,7 +212,7 @@ class _Shot:
             gain = 1.0 if found is None else found
         sources = tuple(f.path for f in bracket.frames)
         raw = bracket.frames[0].source == "raw"
-        return cls(raw, gain, sources, bracket.ev, bracket.ev_source, bracket.reference, notes)
+        return cls(raw, gain, sources, bracket.ev, bracket.ev_source, bracket.reference, notes, bracket.virtual_ev)
 
     def metadata(self, config: MergeConfig) -> OutputMetadata | None:
         if not config.keep_metadata:
@@ -241,7 +275,7 @@ def merge(
     with clock.stage("read"):
         bracket = _load(paths, config)
     with clock.stage("align"):
-        aligned = align_bracket(bracket, config.align)
+        aligned = align_bracket(bracket, _align_config(bracket, config))
     shot = _Shot.of(bracket, config)
     del bracket  # the aligned copies are all fusion needs: let the decoded frames go (3 x 100 MB at 4K)
     with clock.stage("fuse"):
@@ -261,4 +295,5 @@ def merge(
         engine=config.output_engine, align_model=aligned.model, align_residuals=aligned.residuals, crop=aligned.crop,
         size=(image.shape[1], image.shape[0]), timings=clock.timings, warnings=notes,
         model_peak_bytes=stats.model_peak_bytes if stats else None, seconds=time.perf_counter() - started,
+        virtual_ev=shot.virtual_ev,
     )  # fmt: skip

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-EvSource = Literal["exif", "pixels", "user"]
+EvSource = Literal["exif", "pixels", "user", "virtual"]
 SourceKind = Literal["raw", "display"]
 
 
@@ -91,6 +91,9 @@ class Bracket:
     reference: int
     ev_source: EvSource
     warnings: tuple[str, ...] = ()
+    # A virtual bracket (uhdfuse.virtual: frames made from one capture): each frame's
+    # EV relative to that capture; None for frames that are captures of their own.
+    virtual_ev: tuple[float, ...] | None = None
 
     def to_json(self) -> dict:
         """A JSON-ready dict: each frame's file, EV and exposure, the reference, its camera."""
@@ -113,6 +116,7 @@ class Bracket:
         return {
             "frames": frames,
             "ev_source": self.ev_source,
+            "virtual_ev": list(self.virtual_ev) if self.virtual_ev is not None else None,
             "reference": self.reference,
             "camera": {"make": cam.make, "model": cam.model, "lens": cam.lens, "datetime": cam.datetime},
             "warnings": list(self.warnings),
@@ -152,6 +156,7 @@ class FuseResult:
     warnings: tuple[str, ...] = ()
     model_peak_bytes: int | None = None
     seconds: float = 0.0  # wall time of the whole merge
+    virtual_ev: tuple[float, ...] | None = None  # a virtual bracket's EVs relative to its one capture
 
     def timings_line(self) -> str:
         """'read 0.4, align 1.1, fuse 2.8 (model 0.6, render 1.5), write 0.5' for the human report."""
@@ -170,6 +175,7 @@ class FuseResult:
             "inputs": [str(p) for p in self.inputs],
             "ev": [round(e, 4) for e in self.ev],
             "ev_source": self.ev_source,
+            "virtual_ev": list(self.virtual_ev) if self.virtual_ev is not None else None,
             "reference": self.reference,
             "reference_file": str(self.inputs[self.reference]),
             "engine": self.engine,

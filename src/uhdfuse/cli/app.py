@@ -17,10 +17,13 @@ from .options import (
     BracketArgument,
     DebugOption,
     EvOption,
+    ForceOption,
     JsonOption,
     MaxPixelsOption,
+    MetadataOption,
     PreferOption,
     ReferenceOption,
+    VirtualEvOption,
     fusion_options,
     merge_config,
     parse_ev,
@@ -81,13 +84,53 @@ def merge(
     print_notes(result.warnings)
     if as_json:
         typer.echo(json.dumps(_spelled_json(result)))
-    evs = ", ".join(f"{e:+.2f}" for e in result.ev)
     err.print(
-        f"[green]wrote[/] {result.output} ({result.size[0]}x{result.size[1]}, {result.engine}, "
-        f"EV {evs} from {result.ev_source}, reference {result.inputs[result.reference].name}, "
+        f"[green]wrote[/] {result.output} ({result.size[0]}x{result.size[1]}, {result.engine}, {_exposures(result)}, "
         f"align {result.align_model}) in {result.seconds:.1f} s: {result.timings_line()}",
         soft_wrap=True,
     )
+
+
+def _exposures(result: Any) -> str:
+    """'EV -2.00, +0.00, +2.00 from exif, reference b.jpg', or a virtual bracket's EVs of its capture."""
+    if result.virtual_ev is not None:
+        evs = ", ".join(f"{e:+g}" for e in result.virtual_ev)
+        return f"virtual bracket EV {evs} of {result.inputs[0].name}, reference EV {result.virtual_ev[result.reference]:+g}"
+    evs = ", ".join(f"{e:+.2f}" for e in result.ev)
+    return f"EV {evs} from {result.ev_source}, reference {result.inputs[result.reference].name}"
+
+
+@app.command()
+def stack(
+    capture: Annotated[Path, typer.Argument(help="One RAW file (or a folder holding only it).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the virtual exposures (16-bit TIFF).")],
+    virtual_ev: VirtualEvOption = None,
+    prefer: PreferOption = DEFAULTS.prefer,
+    metadata: MetadataOption = DEFAULTS.keep_metadata,
+    max_pixels: MaxPixelsOption = DEFAULTS.max_pixels,
+    force: ForceOption = DEFAULTS.force,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Write the virtual exposures of one RAW file, for other HDR tools (or to look at).
+
+    Example: uhdfuse stack IMG_0001.CR2 --virtual-ev -2,0,2,4 -o stack/
+    """
+    from uhdfuse.config import MergeConfig
+    from uhdfuse.stack import write_stack
+
+    with reported(debug), sigterm_interrupts():
+        config = MergeConfig(
+            virtual_ev=parse_ev(virtual_ev, "virtual_ev"), prefer=prefer, keep_metadata=metadata, max_pixels=max_pixels,
+            force=force,
+        )  # fmt: skip
+        with err.status("reading", spinner="dots"):
+            result = write_stack(capture, output, config)
+    print_notes(result.warnings)
+    if as_json:
+        typer.echo(json.dumps(_spelled_json(result)))
+    evs = ", ".join(f"{e:+g}" for e in result.virtual_ev)
+    err.print(f"[green]wrote[/] {len(result.outputs)} virtual exposures (EV {evs}) of {result.capture.name} to {output}", soft_wrap=True)
 
 
 @app.command()

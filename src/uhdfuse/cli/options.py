@@ -43,6 +43,7 @@ FLAGS: dict[str, str] = {
     "keep_metadata=False": "--no-metadata",
     "max_pixels": "--max-pixels",
     "exposure_anchor": "--exposure-anchor",
+    "virtual_ev": "--virtual-ev",
     "recursive": "--recursive",
     "recursive=False": "--no-recursive",
     # batch
@@ -59,6 +60,7 @@ FLAGS: dict[str, str] = {
     "resume=False": "--no-resume",
     "consistent": "--consistent",
     "report": "--report",
+    "singles": "--singles",
 }
 
 
@@ -101,6 +103,14 @@ AnchorOption = Annotated[
         "(batch --consistent reports the one it used).",
     ),
 ]
+VirtualEvOption = Annotated[
+    Optional[str],
+    typer.Option(
+        FLAGS["virtual_ev"],
+        help="One RAW file is fused as a bracket of virtual exposures: their EVs relative to it, e.g. '0,2,4'. "
+        "Default: chosen from its histogram and noise.",
+    ),
+]
 
 # ---------------------------------------------------------------- one bracket (merge and info)
 
@@ -134,14 +144,14 @@ FormatOption = Annotated[
 ]
 
 
-def parse_ev(text: str | None) -> tuple[float, ...] | None:
-    """'-2, 0, 2' -> (-2.0, 0.0, 2.0); None stays None."""
+def parse_ev(text: str | None, name: str = "ev") -> tuple[float, ...] | None:
+    """'-2, 0, 2' -> (-2.0, 0.0, 2.0) for the setting ``name``; None stays None."""
     if text is None:
         return None
     try:
         return tuple(float(v) for v in text.replace(" ", "").split(","))
     except ValueError:
-        raise UsageError(f"{text!r} is not a comma-separated list of numbers for {param('ev')}") from None
+        raise UsageError(f"{text!r} is not a comma-separated list of numbers for {param(name)}") from None
 
 
 def parse_reference(text: str | None) -> int | str | None:
@@ -160,7 +170,7 @@ def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
 _FUSION: dict[str, Any] = {  # parameter -> option
     "engine": EngineOption, "align": AlignOption, "crop": CropOption, "response": ResponseOption, "hdr": HdrOption,
     "bit_depth": BitDepthOption, "quality": QualityOption, "prefer": PreferOption, "device": DeviceOption,
-    "chunk": ChunkOption, "cache_bits": CacheBitsOption, "exposure_anchor": AnchorOption,
+    "chunk": ChunkOption, "cache_bits": CacheBitsOption, "exposure_anchor": AnchorOption, "virtual_ev": VirtualEvOption,
     "metadata": MetadataOption, "max_pixels": MaxPixelsOption, "force": ForceOption,
 }
 _CONFIG_FIELD = {"align": "align.model", "crop": "align.crop", "metadata": "keep_metadata"}  # where the name differs
@@ -200,5 +210,6 @@ def merge_config(fusion: dict[str, Any], **settings: Any) -> MergeConfig:
     """The config of the :data:`FUSION_OPTIONS` values plus a command's own ``settings``
     (MergeConfig fields). Raises UsageError for contradictory settings."""
     values = dict(fusion)
+    values["virtual_ev"] = parse_ev(values["virtual_ev"], "virtual_ev")
     align = AlignConfig(model=values.pop("align"), crop=values.pop("crop"))
     return MergeConfig(align=align, keep_metadata=values.pop("metadata"), **values, **settings)

@@ -11,6 +11,7 @@ from uhdfuse.io.display import apply_orientation
 from uhdfuse.io.inputs import DISPLAY_EXTENSIONS, RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, is_raw, list_inputs
 from uhdfuse.io.metadata import (
     OutputMetadata,
+    VirtualExposure,
     find_datum,
     keep_exif_key,
     read_metadata,
@@ -26,6 +27,7 @@ __all__ = [
     "RAW_EXTENSIONS",
     "SUPPORTED_EXTENSIONS",
     "OutputMetadata",
+    "VirtualExposure",
     "Written",
     "apply_orientation",
     "check_output",

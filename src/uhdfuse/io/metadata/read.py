@@ -234,14 +234,18 @@ def _exif_datetime(text: str | None) -> str | None:
 
 def written_by_uhdfuse(path: Path) -> bool:
     """True when the file's header says uhdfuse fused it: its XMP has ``uhdfuse:Sources``
-    or its ``Software`` is ``uhdfuse <version>``. Reads the metadata only; a file whose
-    metadata cannot be read is not ours (its reader reports it)."""
+    or its ``Software`` is ``uhdfuse <version>``; a virtual exposure ``uhdfuse stack``
+    wrote (``uhdfuse:VirtualEV``) is a frame, not a fused output. Reads the metadata only;
+    a file whose metadata cannot be read is not ours (its reader reports it)."""
     try:
         image = open_metadata(path)
     except exiv2.Exiv2Error:
         return False
-    if find_datum(image.xmpData(), f"{UHDFUSE_XMP}.Sources") is not None:
+    xmp = image.xmpData()
+    if find_datum(xmp, f"{UHDFUSE_XMP}.Sources") is not None:
         return True
+    if find_datum(xmp, f"{UHDFUSE_XMP}.VirtualEV") is not None:
+        return False
     software = find_datum(image.exifData(), "Exif.Image.Software")
     return software is not None and bool(_OUR_SOFTWARE.match(software.toString()))
 

@@ -10,6 +10,7 @@ namespace and is read back by :func:`uhdfuse.io.metadata.read.read_provenance`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import exiv2
@@ -29,8 +30,19 @@ from uhdfuse.io.metadata.read import UHDFUSE_XMP, find_datum, open_metadata
 
 
 @dataclass(frozen=True)
+class VirtualExposure:
+    """What the EXIF of a virtual exposure of its capture (``uhdfuse stack``) states
+    instead of the capture's: another exposure time and compensation, as a camera's
+    bracket would record them."""
+
+    ev: float  # stops relative to the capture
+    exposure_time: float | None  # seconds: the capture's times 2**ev (None when it has none)
+    bias_ev: float  # the capture's compensation plus ev
+
+
+@dataclass(frozen=True)
 class OutputMetadata:
-    """What to embed in a fused file.
+    """What to embed in a fused file (or in a virtual exposure of one capture).
 
     ``reference``: the frame whose EXIF/IPTC/XMP/ICC are carried over.
     ``sources``: (file name, EV relative to the reference) of every input frame.
@@ -38,6 +50,9 @@ class OutputMetadata:
     ``engine``: the fusion engine that made the pixels.
     ``colour_space``: the encoding the caller produced; "sRGB" means an sRGB ICC
     profile is embedded when the reference carries no profile of its own.
+    ``virtual``: the file is not fused but one virtual exposure of the reference; it
+    records that (``uhdfuse:VirtualEV``, ``uhdfuse:Capture``) instead of sources and
+    engine, so that it stays a frame other tools, and uhdfuse, can fuse.
     """
 
     reference: Path
@@ -45,6 +60,7 @@ class OutputMetadata:
     software: str
     engine: str
     colour_space: str = "sRGB"
+    virtual: VirtualExposure | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,6 +104,8 @@ def prepare_metadata(
     srgb = metadata.colour_space.lower() == "srgb"
     icc, colour_space = output_colour(ref.exif, ref.icc, raw=is_raw(ref_path), display=display, srgb=srgb)
     exif = _output_exif(ref.exif, metadata.software, colour_space, None if fmt is OutputFormat.TIFF else size)
+    if metadata.virtual is not None:
+        _state_exposure(exif, metadata.virtual, "Exif.Photo")
     xmp, sidecar_notes = merge_sidecar(ref_path, ref.xmp)
     out_xmp = _output_xmp(xmp, metadata, metadata.colour_space if display else "linear")
     return PreparedMetadata(exif, out_xmp, ref.iptc, icc, (*ref.notes, *sidecar_notes))
@@ -144,6 +162,16 @@ def _output_exif(
     return exif
 
 
+def _state_exposure(data: exiv2.ExifData | exiv2.XmpData, virtual: VirtualExposure, group: str) -> None:
+    """Write a virtual exposure's time and compensation as ``group``.ExposureTime and
+    .ExposureBiasValue (EXIF "Exif.Photo", XMP "Xmp.exif")."""
+    if virtual.exposure_time is not None:
+        time = Fraction(virtual.exposure_time).limit_denominator(1_000_000)
+        data[f"{group}.ExposureTime"] = f"{time.numerator}/{time.denominator}"
+    bias = Fraction(virtual.bias_ev).limit_denominator(100)
+    data[f"{group}.ExposureBiasValue"] = f"{bias.numerator}/{bias.denominator}"
+
+
 def _output_xmp(xmp: exiv2.XmpData, metadata: OutputMetadata, colour_space: str) -> exiv2.XmpData:
     """The reference's XMP that is still true, and uhdfuse's provenance record."""
     out = exiv2.XmpData()
@@ -153,6 +181,13 @@ def _output_xmp(xmp: exiv2.XmpData, metadata: OutputMetadata, colour_space: str)
     if find_datum(out, "Xmp.tiff.Orientation") is not None:
         out["Xmp.tiff.Orientation"] = "1"
     out["Xmp.xmp.CreatorTool"] = metadata.software
+    if metadata.virtual is not None:
+        if find_datum(out, "Xmp.exif.ExposureTime") is not None or find_datum(out, "Xmp.exif.ExposureBiasValue") is not None:
+            _state_exposure(out, metadata.virtual, "Xmp.exif")
+        out[f"{UHDFUSE_XMP}.Capture"] = Path(metadata.reference).name
+        out[f"{UHDFUSE_XMP}.VirtualEV"] = f"{metadata.virtual.ev:+g}"
+        out[f"{UHDFUSE_XMP}.ColourSpace"] = colour_space
+        return out
     out[f"{UHDFUSE_XMP}.Engine"] = metadata.engine
     out[f"{UHDFUSE_XMP}.Reference"] = Path(metadata.reference).name
     out[f"{UHDFUSE_XMP}.ColourSpace"] = colour_space
