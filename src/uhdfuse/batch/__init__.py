@@ -24,7 +24,7 @@ from uhdfuse.batch.jobs import Job, Outcome, Status
 from uhdfuse.batch.manifest import MANIFEST_NAME, REPORT_NAME, Manifest, fingerprint, settings_hash
 from uhdfuse.batch.naming import DEFAULT_TEMPLATE, TEMPLATE_FIELDS, check_template, output_names
 from uhdfuse.batch.options import BatchOptions
-from uhdfuse.batch.plan import Plan, exposure_anchor, plan
+from uhdfuse.batch.plan import Plan, exposure_anchor, fuses, plan
 from uhdfuse.batch.run import EXIT_INTERRUPTED, EXIT_NONE, EXIT_OK, EXIT_SOME, BatchSummary, run_batch
 from uhdfuse.batch.worker import Worker, run_job
 
@@ -50,6 +50,7 @@ __all__ = [
     "Worker",
     "check_template",
     "exposure_anchor",
+    "fuses",
     "fingerprint",
     "make_executor",
     "output_names",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uhdfuse.batch.naming import DEFAULT_TEMPLATE, check_template
-from uhdfuse.config import Executor, MergeConfig, OutputFormat, choice
+from uhdfuse.config import Executor, MergeConfig, OutputFormat, Singles, choice
 from uhdfuse.errors import UsageError, param
 
 
@@ -30,12 +30,14 @@ class BatchOptions:
     address: str | None = None  # Ray cluster address ("auto", "ray://host:10001"); None = start a local one
     resume: bool = True  # skip brackets the manifest shows up to date
     consistent: bool = False  # one exposure normalisation for every bracket (see exposure_anchor)
+    singles: Singles = Singles.SKIP  # what becomes of a frame that belongs to no bracket
     report: Path | None = None  # default: <output_dir>/uhdfuse-report.json
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output_dir", Path(self.output_dir))
         object.__setattr__(self, "format", choice(OutputFormat, self.format, "format"))
         object.__setattr__(self, "executor", choice(Executor, self.executor, "executor"))
+        object.__setattr__(self, "singles", choice(Singles, self.singles, "singles"))
         if self.report is not None:
             object.__setattr__(self, "report", Path(self.report))
         if self.workers < 1:

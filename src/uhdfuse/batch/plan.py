@@ -18,8 +18,9 @@ from uhdfuse.batch.jobs import Job, Outcome
 from uhdfuse.batch.manifest import Manifest, settings_hash
 from uhdfuse.batch.naming import output_names
 from uhdfuse.batch.options import BatchOptions
-from uhdfuse.config import Device, Engine, Executor, MergeConfig
-from uhdfuse.errors import UsageError, param
+from uhdfuse.config import Device, Engine, Executor, MergeConfig, Singles
+from uhdfuse.errors import Message, UsageError, joined, param
+from uhdfuse.io.inputs import is_raw
 
 if TYPE_CHECKING:
     from uhdfuse.shoot import Group
@@ -47,13 +48,29 @@ def uses_gpu(config: MergeConfig) -> bool:
     return config.engine is Engine.IPL and config.device is not Device.CPU and not config.hdr
 
 
+def fuses(group: Group, singles: Singles) -> bool:
+    """Whether a batch fuses ``group``: every bracket; with ``Singles.VIRTUAL`` also a
+    single RAW file, as a virtual bracket (:mod:`uhdfuse.virtual`). A single JPEG has no
+    headroom above white to make one from, so it stays a single."""
+    if group.kind == "bracket":
+        return True
+    return singles is Singles.VIRTUAL and group.kind == "single" and len(group.paths) == 1 and is_raw(group.paths[0])
+
+
+def _reason(group: Group) -> Message:
+    """Why ``group`` is fused: a bracket's own reason, or that a single becomes a virtual bracket."""
+    if group.kind == "bracket":
+        return group.reason
+    return joined([group.reason, f"fused as a virtual bracket ({param('singles', Singles.VIRTUAL.value)})"])
+
+
 @dataclass(frozen=True)
 class Plan:
     """Every bracket of a batch, decided: to run, or done before running."""
 
     jobs: list[Job]  # to run
     done: list[Outcome]  # skipped: up to date
-    not_fused: list[Group]  # singles, leftovers, unreadable files
+    not_fused: list[Group]  # singles (unless made virtual), leftovers, unreadable files
     anchor: float | None  # the exposure anchor of a consistent batch
     config: MergeConfig  # the settings of every job (force aside: see plan)
     settings: str  # their hash, as the manifest records it
@@ -71,7 +88,7 @@ def plan(groups: Sequence[Group], options: BatchOptions) -> Plan:
     settings is redone with ``force``; any other existing output is left to the
     writer, which refuses it unless ``options.config.force``.
     """
-    brackets = [g for g in groups if g.kind == "bracket"]
+    brackets = [g for g in groups if fuses(g, options.singles)]
     config = options.config
     anchor = None
     if options.consistent:
@@ -87,7 +104,7 @@ def plan(groups: Sequence[Group], options: BatchOptions) -> Plan:
     jobs, done = [], []
     for i, (group, name) in enumerate(zip(brackets, names, strict=True), start=1):
         inputs = tuple(str(p.absolute()) for p in group.paths)
-        job = Job(i, name, inputs, str(out_dir / name), config, group.reason, lock)
+        job = Job(i, name, inputs, str(out_dir / name), config, _reason(group), lock)
         entry = manifest.written(name) if options.resume else None
         if entry is not None and manifest.up_to_date(entry, inputs, settings):
             done.append(Outcome.skipped(job, entry.get("result")))
@@ -95,5 +112,5 @@ def plan(groups: Sequence[Group], options: BatchOptions) -> Plan:
         if entry is not None:  # our own earlier output, from other inputs or settings: redo it
             job = dataclasses.replace(job, config=dataclasses.replace(config, force=True))
         jobs.append(job)
-    not_fused = [g for g in groups if g.kind != "bracket"]
+    not_fused = [g for g in groups if not fuses(g, options.singles)]
     return Plan(jobs, done, not_fused, anchor, config, settings, manifest)

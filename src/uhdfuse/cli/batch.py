@@ -11,8 +11,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from uhdfuse.batch import BatchOptions, output_names, plan, run_batch
-from uhdfuse.config import Executor, Grouping
+from uhdfuse.batch import BatchOptions, fuses, output_names, plan, run_batch
+from uhdfuse.config import Executor, Grouping, Singles
 from uhdfuse.errors import UsageError, param
 from uhdfuse.shoot import find_groups
 
@@ -56,6 +56,9 @@ def batch(
         bool, typer.Option(f"{FLAGS['resume']}/{FLAGS['resume=False']}", help="Skip brackets already fused with these settings.")
     ] = _BATCH.resume,
     consistent: Annotated[bool, typer.Option(FLAGS["consistent"], help="One exposure normalisation for the whole shoot.")] = _BATCH.consistent,
+    singles: Annotated[
+        Singles, typer.Option(FLAGS["singles"], help="Frames of no bracket: skip them, or fuse a RAW one as a virtual bracket.")
+    ] = _BATCH.singles,
     report: Annotated[Optional[Path], typer.Option(FLAGS["report"], help="Report file (default OUTPUT/uhdfuse-report.json).")] = _BATCH.report,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show the groups and why; fuse nothing.")] = False,
     as_json: JsonOption = False,
@@ -63,7 +66,7 @@ def batch(
     *,
     fusion: dict[str, Any],
 ) -> None:
-    """Find the brackets of a whole shoot and fuse each; singles are reported, not fused.
+    """Find the brackets of a whole shoot and fuse each; singles are reported, or fused as virtual brackets.
 
     Exit code 0 when every bracket succeeded, 3 when some failed, 1 when none did,
     130 interrupted (Ctrl-C), 143 terminated (SIGTERM); rerun to resume.
@@ -84,6 +87,7 @@ def batch(
         options = BatchOptions(
             output_dir=output or Path("."), config=merge_config(fusion), template=name, format=fmt,
             workers=workers, executor=executor, address=address, resume=resume, consistent=consistent, report=report,
+            singles=singles,
         )  # fmt: skip
         if dry_run:
             _show_plan(shoot.groups, options, planned=output is not None, as_json=as_json)
@@ -102,7 +106,7 @@ def batch(
 
 def _show_plan(groups: list, options: BatchOptions, *, planned: bool, as_json: bool) -> None:
     """The groups, the output each bracket would get, and whether it is already up to date."""
-    brackets = [i for i, g in enumerate(groups) if g.kind == "bracket"]
+    brackets = [i for i, g in enumerate(groups) if fuses(g, options.singles)]
     names = dict(zip(brackets, output_names([groups[i] for i in brackets], options.template, options.format)))
     todo = {j.name for j in plan(groups, options).jobs} if planned else set(names.values())
     if not as_json:
