@@ -59,9 +59,9 @@ _NOISE_BINS = 16
 _NOISE_MIN_RUNS = 16
 _NOISE_TOP = 0.3  # levels above this are left out of the fit: they are lifted little, and texture rules them
 _NOISE_QUANTILE = 0.1
-# The 0.1 quantile of a run's variance, in units of the noise variance, for noise
+# The 0.1 quantile of a run's variance (the lesser of two directions), in units of the noise variance, for noise
 # alone (measured on white Gaussian noise through the same second difference).
-_NOISE_QUANTILE_OF_NOISE = 0.471
+_NOISE_QUANTILE_OF_NOISE = 0.441
 
 
 @dataclass(frozen=True)
@@ -89,26 +89,33 @@ def estimate_noise(image: np.ndarray) -> tuple[NoiseModel, NoiseModel, NoiseMode
     """The noise of each channel of a linear capture, measured from its pixels.
 
     ``image``: (H, W, 3) float32 linear, full resolution (downscaling averages noise
-    away). The noise is read from a second difference along rows at a distance of two
-    pixels (a demosaiced frame's neighbours share samples), on evenly spaced rows, as
-    its variance over runs of ``_NOISE_RUN`` pixels. Texture only adds to a run's
-    variance, so in each bin of level a low quantile of the runs' variances is the
+    away). The noise is read from second differences at a distance of two pixels (a
+    demosaiced frame's neighbours share samples), along and across evenly spaced rows,
+    as their variance over runs of ``_NOISE_RUN`` pixels, the lesser direction of each
+    run. Texture only adds to a run's variance, so in each bin of level a low quantile of the runs' variances is the
     noise (scaled by what that quantile is for noise alone); a line variance = shot *
     level + read is fitted to the bins up to ``_NOISE_TOP``, where the shadows that
     virtual exposures lift lie, with each bin's relative error weighed alike.
     """
-    step = max(1, image.shape[0] // _NOISE_ROWS)
-    rows = image[step // 2 :: step]
-    width = (rows.shape[1] - 4) // _NOISE_RUN * _NOISE_RUN
+    height = image.shape[0]
+    centre = np.arange(2, height - 2, max(1, (height - 4) // _NOISE_ROWS))
+    width = (image.shape[1] - 4) // _NOISE_RUN * _NOISE_RUN
     models = []
     for c in range(3):
-        x = np.ascontiguousarray(rows[:, :, c])
-        diff = (x[:, 4 : 4 + width] - 2.0 * x[:, 2 : 2 + width] + x[:, :width]) * np.float32(1.0 / math.sqrt(6.0))
-        variance = (diff * diff).reshape(len(x), -1, _NOISE_RUN).mean(axis=2).ravel()
+        x = image[centre, :, c]
+        across = (image[centre - 2, 2 : 2 + width, c] - 2.0 * x[:, 2 : 2 + width] + image[centre + 2, 2 : 2 + width, c])
+        along = x[:, 4 : 4 + width] - 2.0 * x[:, 2 : 2 + width] + x[:, :width]
+        # the lesser of the two directions: an edge or a stripe raises one of them only
+        variance = np.minimum(_run_variance(along), _run_variance(across)) * np.float32(1.0 / 6.0)
         level = x[:, 2 : 2 + width].reshape(len(x), -1, _NOISE_RUN).mean(axis=2).ravel()
         ok = (level > 0.0) & (level < _NOISE_TOP)
         models.append(_fit_noise(level[ok], variance[ok]))
     return models[0], models[1], models[2]
+
+
+def _run_variance(diff: np.ndarray) -> np.ndarray:
+    """Mean square of ``diff`` (rows, n * _NOISE_RUN) over each run of _NOISE_RUN pixels, flattened."""
+    return (diff * diff).reshape(len(diff), -1, _NOISE_RUN).mean(axis=2).ravel()
 
 
 def _fit_noise(level: np.ndarray, variance: np.ndarray) -> NoiseModel:
@@ -146,7 +153,8 @@ def auto_evs(image: np.ndarray, noise: Sequence[NoiseModel], *, clipped_at: floa
     """
     y = luma(_proxy(image))
     shadows = float(np.percentile(y, 12.5))
-    floor = max(n.floor(MIN_SNR) for n in noise)
+    # texture only ever inflates a channel's measured noise: the least is the sensor's
+    floor = min(n.floor(MIN_SNR) for n in noise)
     lift = math.log2(MIDDLE_GREY / max(shadows, floor, 1e-6))
     lift = min(max(_rounded(lift), 1.0), MAX_LIFT_EV)
     unclipped = y[np.max(_proxy(image), axis=2) < clipped_at] if clipped_at is not None else y.ravel()
@@ -188,8 +196,10 @@ def expose(capture: np.ndarray, ev: float, *, clipped_at: float | None = CLIP_LE
     """
     out = capture * np.float32(2.0**ev)
     if ev < 0 and clipped_at is not None:
-        keep = np.clip((capture.max(axis=2) - SHOULDER) * np.float32(1.0 / (clipped_at - SHOULDER)), 0.0, 1.0)
-        out += keep[..., None] * (capture - out)
+        rows, cols = np.nonzero(capture.max(axis=2) > SHOULDER)  # few pixels: only these are touched
+        near = capture[rows, cols]
+        keep = np.clip((near.max(axis=1) - SHOULDER) * np.float32(1.0 / (clipped_at - SHOULDER)), 0.0, 1.0)
+        out[rows, cols] += keep[:, None] * (near - out[rows, cols])
     return np.clip(out, 0.0, 1.0, out=out)
 
 
