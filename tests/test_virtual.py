@@ -214,6 +214,23 @@ def test_stack_writes_frames_other_tools_and_uhdfuse_can_fuse(noisy: list[Path],
     assert again.exit_code == 1 and "already exists" in again.stderr
 
 
+def test_stack_as_linear_dng_develops_back_to_the_virtual_frames(noisy: list[Path], tmp_path: Path) -> None:
+    result = write_stack(noisy[0], tmp_path / "dng", MergeConfig(virtual_ev=(-1.0, 0.0, 2.0)), "dng")
+    assert [p.name for p in result.outputs] == ["IMG_0001_ev-1.dng", "IMG_0001_ev+0.dng", "IMG_0001_ev+2.dng"]
+    bracket = virtual_bracket(read_frame(noisy[0]), (-1.0, 0.0, 2.0))
+    capture_time = read_metadata(noisy[0])[0].exposure_time
+    for path, frame, ev in zip(result.outputs, bracket.frames, (-1, 0, 2)):
+        developed = read_frame(path)  # LibRaw, as any RAW file
+        assert developed.source == "raw" and developed.size == frame.size
+        assert np.abs(developed.image - frame.image).max() < 1e-3
+        exposure, camera = read_metadata(path)
+        assert exposure.exposure_time == pytest.approx(capture_time * 2.0**ev, rel=1e-4) and exposure.bias_ev == ev
+        assert camera.model == "Synthetic Camera"
+    fused = merge([tmp_path / "dng"], tmp_path / "from_dng.tif", MergeConfig(engine="mertens"))
+    assert fused.ev_source == "exif" and fused.ev == pytest.approx((-1.0, 0.0, 2.0))
+    assert fused.inputs[fused.reference].name == "IMG_0001_ev+0.dng"
+
+
 @pytest.mark.parametrize(
     ("value", "reason"),
     [

@@ -114,6 +114,17 @@ class Executor(StrEnum):
     RAY = "ray"  # tasks on a Ray cluster
 
 
+class StackFormat(StrEnum):
+    """What ``uhdfuse stack`` writes each virtual exposure as."""
+
+    TIFF = "tif"  # 16-bit sRGB, what raw converters export for HDR tools
+    DNG = "dng"  # 16-bit LinearRaw DNG: linear data a raw converter develops
+
+    @classmethod
+    def _missing_(cls, value: object) -> StackFormat | None:
+        return cls.TIFF if str(value).lower().lstrip(".") == "tiff" else None
+
+
 class Singles(StrEnum):
     """What ``batch`` does with a frame that belongs to no bracket."""
 

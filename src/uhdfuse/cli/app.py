@@ -9,12 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
+from uhdfuse.config import StackFormat
 from uhdfuse.version import __version__
 
 from .batch import batch
 from .options import (
     DEFAULTS,
     BracketArgument,
+    FLAGS,
     DebugOption,
     EvOption,
     ForceOption,
@@ -105,6 +107,9 @@ def stack(
     capture: Annotated[Path, typer.Argument(help="One RAW file (or a folder holding only it).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the virtual exposures (16-bit TIFF).")],
     virtual_ev: VirtualEvOption = None,
+    fmt: Annotated[
+        StackFormat, typer.Option(FLAGS["format"], help="16-bit sRGB TIFF, or 16-bit linear DNG for raw converters.")
+    ] = StackFormat.TIFF,
     prefer: PreferOption = DEFAULTS.prefer,
     metadata: MetadataOption = DEFAULTS.keep_metadata,
     max_pixels: MaxPixelsOption = DEFAULTS.max_pixels,
@@ -125,7 +130,7 @@ def stack(
             force=force,
         )  # fmt: skip
         with err.status("reading", spinner="dots"):
-            result = write_stack(capture, output, config)
+            result = write_stack(capture, output, config, fmt)
     print_notes(result.warnings)
     if as_json:
         typer.echo(json.dumps(_spelled_json(result)))

@@ -20,7 +20,7 @@ from uhdfuse.io.metadata import (
     written_by_uhdfuse,
 )
 from uhdfuse.io.read import read_encoded, read_frame
-from uhdfuse.io.write import Written, check_output, write_image
+from uhdfuse.io.write import Written, check_output, write_image, write_linear_dng
 
 __all__ = [
     "DISPLAY_EXTENSIONS",
@@ -41,5 +41,6 @@ __all__ = [
     "read_provenance",
     "srgb_icc_profile",
     "write_image",
+    "write_linear_dng",
     "written_by_uhdfuse",
 ]

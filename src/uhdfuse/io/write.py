@@ -9,11 +9,12 @@ never leaves a half-written output (nor clobbers an existing one).
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import secrets
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,9 @@ import numpy as np
 
 from uhdfuse.config import OutputFormat
 from uhdfuse.errors import Message, OutputError, UhdfuseError, UsageError, first_line, param
-from uhdfuse.io.metadata.write import OutputMetadata, embed_metadata, prepare_metadata
+from uhdfuse.io.dng import encode_linear_dng
+from uhdfuse.io.metadata.read import find_datum
+from uhdfuse.io.metadata.write import OutputMetadata, PreparedMetadata, embed_metadata, prepare_metadata
 from uhdfuse.threads import worker_threads
 
 # Below this quality the eye no longer tells full-resolution chroma from 4:2:0, and the
@@ -92,24 +95,61 @@ def write_image(
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"image must be shaped (H, W, 3), got {image.shape}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create folder {path.parent} ({_os_reason(exc)})", path) from exc
-
     prepared = None
     if metadata is not None:
         height, width = image.shape[:2]
         prepared = prepare_metadata(metadata, size=(width, height), bit_depth=bit_depth, fmt=fmt)
-    notes = list(prepared.notes) if prepared is not None else []
     pixels = _quantise(image, bit_depth)
+    encode = functools.partial(_encode, pixels=pixels, fmt=fmt, quality=quality, icc=prepared.icc if prepared else None, target=path)
+    return _write_atomically(path, encode, prepared, with_icc=fmt is not OutputFormat.PNG)
+
+
+def write_linear_dng(path: Path, image: np.ndarray, *, metadata: OutputMetadata | None = None, force: bool = False) -> Written:
+    """Write linear ``image`` (H, W, 3) float in [0, 1] (1.0 = white) as a 16-bit
+    LinearRaw DNG (:mod:`uhdfuse.io.dng`), atomically and with metadata as
+    :func:`write_image` writes a TIFF. ``metadata.colour_space`` should be "linear"
+    (no ICC profile: a DNG's colour is in its own tags). Raises as :func:`write_image`."""
+    path = Path(path)
+    check_output(path, force=force)
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be shaped (H, W, 3), got {image.shape}")
+    prepared = None
+    if metadata is not None:
+        height, width = image.shape[:2]
+        prepared = prepare_metadata(metadata, size=(width, height), bit_depth=16, fmt=OutputFormat.TIFF)
+    pixels = _quantise(image, 16)
+    make, model = _camera(prepared)
+    return _write_atomically(path, lambda temp: encode_linear_dng(temp, pixels, make=make, model=model), prepared, with_icc=False)
+
+
+def _camera(prepared: PreparedMetadata | None) -> tuple[str, str]:
+    """(make, model) the EXIF about to be embedded states, for a DNG's UniqueCameraModel."""
+    names = []
+    for key, fallback in (("Exif.Image.Make", "uhdfuse"), ("Exif.Image.Model", "virtual exposure")):
+        datum = find_datum(prepared.exif, key) if prepared is not None else None
+        names.append(datum.toString().strip() if datum is not None and datum.toString().strip() else fallback)
+    return names[0], names[1]
+
+
+def _write_atomically(
+    path: Path, encode: Callable[[Path], None], prepared: PreparedMetadata | None, *, with_icc: bool
+) -> Written:
+    """Create the folder, ``encode`` into a hidden temporary file beside ``path``, embed
+    ``prepared``, flush, and rename onto ``path``; the temporary file is removed on any
+    failure. Returns what was written and what metadata could not go into it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create folder {path.parent} ({_os_reason(exc)})", path) from exc
+    notes = list(prepared.notes) if prepared is not None else []
     temp = _create_temp(path)
     try:
-        _encode(temp, pixels, fmt, quality, prepared.icc if prepared is not None else None, path)
+        encode(temp)
         if prepared is not None and _is_bigtiff(temp):
             notes.append(Message(f"{path}: metadata not embedded (too large for a classic TIFF)"))
         elif prepared is not None:
-            embed_metadata(temp, prepared, with_icc=fmt is not OutputFormat.PNG)
+            embed_metadata(temp, prepared, with_icc=with_icc)
         _fsync(temp)
         os.replace(temp, path)
     except BaseException as exc:
@@ -135,7 +175,7 @@ def _output_format(path: Path, bit_depth: int) -> OutputFormat:
     return fmt
 
 
-def _encode(temp: Path, pixels: np.ndarray, fmt: OutputFormat, quality: int, icc: bytes | None, target: Path) -> None:
+def _encode(temp: Path, *, pixels: np.ndarray, fmt: OutputFormat, quality: int, icc: bytes | None, target: Path) -> None:
     """Write ``pixels`` to ``temp`` in ``fmt``; a PNG gets the ICC profile ``icc`` here
     (the other formats get theirs with the rest of the metadata)."""
     if fmt is OutputFormat.PNG:

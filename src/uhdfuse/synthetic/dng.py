@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import struct
 from datetime import datetime
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -25,46 +24,22 @@ import tifffile
 
 from uhdfuse.colour import srgb_encode
 from uhdfuse.errors import OutputError, UsageError
+from uhdfuse.io.dng import colour_tags, rational
 from uhdfuse.types import CameraInfo, ExposureInfo
 
-# XYZ (D65) -> linear sRGB, IEC 61966-2-1. Rows sum so that D65 white maps to (1, 1, 1),
-# which is the normalisation the DNG spec asks of ColorMatrix1.
-XYZ_TO_SRGB = np.array(
-    [
-        [3.2404542, -1.5371385, -0.4985314],
-        [-0.9692660, 1.8760108, 0.0415560],
-        [0.0556434, -0.2040259, 1.0572252],
-    ]
-)
-
 _CFA_COLOURS = {"R": 0, "G": 1, "B": 2}
-_D65 = 21  # EXIF LightSource code, used by CalibrationIlluminant1
 _PREVIEW_LONG_SIDE = 256
 MIN_SIZE = 22  # LibRaw takes smaller images for non-raw files
 
 # TIFF tag codes used below.
-_SUBFILETYPE, _MAKE, _MODEL, _ORIENTATION, _DATETIME = 254, 271, 272, 274, 306
+_ORIENTATION, _DATETIME = 274, 306
 _CFA_REPEAT_DIM, _CFA_PATTERN, _EXIF_IFD = 33421, 33422, 34665
 # tifffile refuses to write an ExifIFD pointer, so IFD0 gets this unassigned code,
 # which sorts into the same slot of the (ordered) IFD, and it is renamed afterwards.
 _EXIF_PLACEHOLDER = 34666
-_DNG_VERSION, _DNG_BACKWARD, _UNIQUE_MODEL = 50706, 50707, 50708
 _CFA_PLANE_COLOR, _CFA_LAYOUT = 50710, 50711
 _BLACK_REPEAT_DIM, _BLACK_LEVEL, _WHITE_LEVEL = 50713, 50714, 50717
-_COLOR_MATRIX1, _AS_SHOT_NEUTRAL, _CALIBRATION_ILLUMINANT1 = 50721, 50728, 50778
 _ACTIVE_AREA = 50829
-
-
-def _rational(value: float, max_den: int = 1_000_000) -> tuple[int, int]:
-    f = Fraction(value).limit_denominator(max_den)
-    return f.numerator, f.denominator
-
-
-def _srational_matrix(matrix: np.ndarray) -> tuple[int, ...]:
-    flat: list[int] = []
-    for v in matrix.ravel():
-        flat.extend((int(round(float(v) * 10000)), 10000))
-    return tuple(flat)
 
 
 def mosaic(linear_rgb: np.ndarray, cfa: str) -> np.ndarray:
@@ -87,7 +62,7 @@ def _exif_ifd(exposure: ExposureInfo, camera: CameraInfo) -> list[tuple[int, int
         entries.append((tag, 2, len(data), data))
 
     def rational_tag(tag: int, value: float, signed: bool = False) -> None:
-        num, den = _rational(value, 10000 if signed else 1_000_000)
+        num, den = rational(value, 10000 if signed else 1_000_000)
         entries.append((tag, 10 if signed else 5, 1, struct.pack("<ii" if signed else "<II", num, den)))
 
     entries.append((36864, 7, 4, b"0231"))  # ExifVersion
@@ -187,17 +162,10 @@ def _ifd0_tags(camera: CameraInfo, neutral: np.ndarray) -> list[_TiffTag]:
     model = camera.model or "Synthetic Camera"
     stamp = camera.datetime or datetime.now().strftime("%Y:%m:%d %H:%M:%S")
     return [
-        (_MAKE, 2, 0, make, True),
-        (_MODEL, 2, 0, model, True),
+        *colour_tags(make, model, (float(neutral[0]), float(neutral[1]), float(neutral[2]))),
         (_ORIENTATION, 3, 1, camera.orientation, True),
         (_DATETIME, 2, 0, stamp, True),
         (_EXIF_PLACEHOLDER, 4, 1, 0, True),  # becomes the ExifIFD pointer in _append_exif
-        (_DNG_VERSION, 1, 4, (1, 4, 0, 0), True),
-        (_DNG_BACKWARD, 1, 4, (1, 1, 0, 0), True),
-        (_UNIQUE_MODEL, 2, 0, f"{make} {model}", True),
-        (_COLOR_MATRIX1, 10, 9, _srational_matrix(XYZ_TO_SRGB), True),
-        (_CALIBRATION_ILLUMINANT1, 3, 1, _D65, True),
-        (_AS_SHOT_NEUTRAL, 5, 3, tuple(v for n in neutral for v in _rational(float(n), 10000)), True),
     ]
 
 

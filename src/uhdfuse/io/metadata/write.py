@@ -49,7 +49,8 @@ class OutputMetadata:
     ``software``: written to EXIF Software and XMP CreatorTool (e.g. "uhdfuse 0.1.0").
     ``engine``: the fusion engine that made the pixels.
     ``colour_space``: the encoding the caller produced; "sRGB" means an sRGB ICC
-    profile is embedded when the reference carries no profile of its own.
+    profile is embedded when the reference carries no profile of its own, "linear"
+    (linear data at any bit depth, as a 32-bit radiance map is) that none is.
     ``virtual``: the file is not fused but one virtual exposure of the reference; it
     records that (``uhdfuse:VirtualEV``, ``uhdfuse:Capture``) instead of sources and
     engine, so that it stays a frame other tools, and uhdfuse, can fuse.
@@ -100,7 +101,7 @@ def prepare_metadata(
     """
     ref_path = Path(metadata.reference)
     ref = _read_reference(ref_path)
-    display = bit_depth != RADIANCE_BIT_DEPTH
+    display = bit_depth != RADIANCE_BIT_DEPTH and metadata.colour_space.lower() != "linear"
     srgb = metadata.colour_space.lower() == "srgb"
     icc, colour_space = output_colour(ref.exif, ref.icc, raw=is_raw(ref_path), display=display, srgb=srgb)
     exif = _output_exif(ref.exif, metadata.software, colour_space, None if fmt is OutputFormat.TIFF else size)
