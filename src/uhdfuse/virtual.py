@@ -151,13 +151,14 @@ def auto_evs(image: np.ndarray, noise: Sequence[NoiseModel], *, clipped_at: floa
     they lie above it. Frames step by at most ``MAX_STEP_EV``; the capture (0) is
     always one of them, and at least one frame lies 1 EV above it.
     """
-    y = luma(_proxy(image))
+    small = _proxy(image)
+    y = luma(small)
     shadows = float(np.percentile(y, 12.5))
     # texture only ever inflates a channel's measured noise: the least is the sensor's
     floor = min(n.floor(MIN_SNR) for n in noise)
     lift = math.log2(MIDDLE_GREY / max(shadows, floor, 1e-6))
     lift = min(max(_rounded(lift), 1.0), MAX_LIFT_EV)
-    unclipped = y[np.max(_proxy(image), axis=2) < clipped_at] if clipped_at is not None else y.ravel()
+    unclipped = y[small.max(axis=2) < clipped_at] if clipped_at is not None else y.ravel()
     lower = 0.0
     if unclipped.size:
         highlights = float(np.percentile(unclipped, 99.0))
