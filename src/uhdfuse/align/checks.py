@@ -252,7 +252,9 @@ def largest_rectangle(transforms: list[np.ndarray], size: tuple[int, int]) -> tu
     best = (0, 0, 0, 0)
     best_area = 0.0
     for y0 in range(h):
-        if hi[y0] < lo[y0]:
+        # No rectangle from row y0 is wider than row y0 nor taller than the rows left:
+        # rows that cannot beat the best are skipped (most of them, once a large one is found).
+        if (hi[y0] - lo[y0] + 1) * (h - y0) <= best_area:
             continue
         width = np.minimum.accumulate(hi[y0:]) - np.maximum.accumulate(lo[y0:]) + 1
         area = np.clip(width, 0, None) * np.arange(1, h - y0 + 1)
