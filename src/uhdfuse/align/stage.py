@@ -227,10 +227,12 @@ def warp_frames(
     x0, y0, cw, ch = crop
     out = np.empty((len(frames), ch, cw, 3), dtype=np.float32)
     shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
-    for i, f in enumerate(frames):
+
+    def one(i: int) -> None:
+        f = frames[i]
         if i == ref_i or transforms is None or np.array_equal(transforms[i], np.eye(3)):
             out[i] = f.image[y0 : y0 + ch, x0 : x0 + cw]  # no motion: copied, never resampled
-            continue
+            return
         Mc = transforms[i] @ shift
         top = float(f.image.max())
         _warp_into(f.image, Mc, out[i])
@@ -238,6 +240,11 @@ def warp_frames(
         if fill:
             reference = frames[ref_i].image[y0 : y0 + ch, x0 : x0 + cw]
             _fill_uncovered(out[i], f.image.shape[:2], Mc, reference, bracket.ev[i] - bracket.ev[ref_i], top)
+
+    # Each frame is written alone, and OpenCV and numpy let go of the GIL on whole
+    # frames: the frames are warped (or copied) at once where cores allow.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(frames), worker_threads()))) as pool:
+        list(pool.map(one, range(len(frames))))
     return out
 
 
