@@ -94,25 +94,35 @@ def _warp(delta: np.ndarray, model: str) -> np.ndarray:
     return W
 
 
-def template_points(ref: Level, limit: int = POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Where a fit runs: (K, 2) pixel positions (x, y) of ``ref``'s trusted pixels of
-    most gradient, at most ``limit`` and spread over the frame (each CELL x CELL
-    block gets its share, so a homography is pinned down at the corners too, not
-    only where the strongest edges are); the smoothed luma there (K,) and its
-    gradient there (K, 2), per pixel."""
+@dataclass(frozen=True)
+class Template:
+    """Where and what a fit compares on the reference level (:func:`template`): made
+    once per level, it serves every fit on that level (each model tried, each start)."""
+
+    points: np.ndarray  # (K, 2) float64 pixel positions (x, y)
+    values: np.ndarray  # (K,) float64 smoothed luma there
+    gradient: np.ndarray  # (K, 2) float64 its gradient there, per pixel
+    shape: tuple[int, int]  # (h, w) of the level
+
+
+def template(ref: Level, limit: int = POINTS) -> Template:
+    """Where a fit runs: ``ref``'s trusted pixels of most gradient, at most ``limit``
+    and spread over the frame (each CELL x CELL block gets its share, so a homography
+    is pinned down at the corners too, not only where the strongest edges are), with
+    the smoothed luma and its gradient there."""
     smooth = cv2.GaussianBlur(ref.luma, (0, 0), BLUR_SIGMA)
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
     strength = cv2.magnitude(gx, gy)
     keep = ref.mask > 0
     keep[:BORDER], keep[-BORDER:], keep[:, :BORDER], keep[:, -BORDER:] = False, False, False, False
+    h, w = strength.shape
     if not keep.any():
-        return np.empty((0, 2)), np.empty(0), np.empty((0, 2))
+        return Template(np.empty((0, 2)), np.empty(0), np.empty((0, 2)), (h, w))
     # Flat pixels carry only noise: candidates have at least the median gradient.
     candidates = strength[keep]
     floor = float(np.median(candidates[:: max(1, len(candidates) // 65536)]))
     score = np.where(keep & (strength >= max(floor, 1e-6)), strength, np.float32(-1.0))
-    h, w = score.shape
     rows, columns = -(-h // CELL), -(-w // CELL)
     padded = np.full((rows * CELL, columns * CELL), -1.0, np.float32)
     padded[:h, :w] = score
@@ -126,47 +136,66 @@ def template_points(ref: Level, limit: int = POINTS) -> tuple[np.ndarray, np.nda
     xs = (block % columns) * CELL + inner % CELL
     points = np.stack([xs, ys], axis=1).astype(np.float64)
     gradient = np.stack([gx[ys, xs], gy[ys, xs]], axis=1).astype(np.float64)
-    return points, smooth[ys, xs].astype(np.float64), gradient
+    return Template(points, smooth[ys, xs].astype(np.float64), gradient, (h, w))
 
 
-def refine(ref: Level, mov: Level, M: np.ndarray, model: str, iters: int = MAX_ITERS) -> Fit:
-    """Level matrix ``M`` (3, 3, reference pixel -> ``mov`` pixel) refined with ``model``.
+@dataclass(frozen=True)
+class Problem:
+    """Two levels as a fit compares them (:func:`problem`): what every fit between
+    them shares, made once whichever models and starts are tried."""
+
+    template: Template  # the reference level's
+    moving: np.ndarray  # (h', w') float32: the moving level's luma, smoothed as the template is
+
+
+def problem(ref: Level, mov: Level) -> Problem:
+    """``ref``'s :func:`template` and ``mov``'s luma smoothed alike."""
+    return Problem(template(ref), cv2.GaussianBlur(mov.luma, (0, 0), BLUR_SIGMA))
+
+
+def refine(pair: Problem, M: np.ndarray, model: str, iters: int = MAX_ITERS) -> Fit:
+    """Level matrix ``M`` (3, 3, reference pixel -> moving pixel) refined with ``model``.
 
     Raises RegistrationFailure when too few template points fall inside the moving
     frame, the system is singular, or the frames do not correlate.
     """
-    points, template, gradient = template_points(ref)
+    ref, smooth_mov = pair.template, pair.moving
+    points, values, gradient = ref.points, ref.values, ref.gradient
     if len(points) < max(MIN_POINTS, 4 * PARAMETERS[AlignModel(model)]):
         raise RegistrationFailure("too little detail in common to register the frames")
-    smooth_mov = cv2.GaussianBlur(mov.luma, (0, 0), BLUR_SIGMA)
-    N = _normaliser(ref.luma.shape)
+    N = _normaliser(ref.shape)
     Ninv = np.linalg.inv(N)
     homogeneous = np.c_[points, np.ones(len(points))]
     n = homogeneous @ N.T
     J = _jacobian(n[:, 0], n[:, 1], model)
     g = gradient / N[0, 0]  # per normalised unit
     steepest = g[:, :1] * J[:, 0] + g[:, 1:] * J[:, 1]  # (K, P)
-    corners = _corners(ref.luma.shape) @ N.T
+    corners = _corners(ref.shape) @ N.T
     Mn = N @ M @ Ninv
     cost = np.inf
-    weights: np.ndarray | None = None
+    weights = np.ones(len(points))  # of the last iteration's residuals: the first weighs all alike
     for _ in range(iters):
         sampled, inside = _sample(smooth_mov, homogeneous @ (Ninv @ Mn @ N).T)
-        if inside.sum() < max(MIN_POINTS, MIN_INSIDE * len(points)):
+        count = int(np.count_nonzero(inside))
+        if count < max(MIN_POINTS, MIN_INSIDE * len(points)):
             raise RegistrationFailure("registration left the frame (too little overlap)")
-        t, i, sd = template[inside], sampled[inside], steepest[inside]
+        if count == len(points):  # the usual case: no copies
+            t, i, sd, w = values, sampled, steepest, weights
+        else:
+            t, i, sd, w = values[inside], sampled[inside], steepest[inside], weights[inside]
         # Gain and offset with the weights of the last iteration's residuals.
-        gain, offset = _photometric(t, i, weights[inside] if weights is not None else np.ones_like(t))
+        gain, offset = _photometric(t, i, w)
         if not gain > MIN_GAIN:
             raise RegistrationFailure("frames do not correlate")
         error = i - (gain * t + offset)
-        weights = np.zeros(len(points))
-        weights[inside] = _huber(error)
-        w = weights[inside]
-        cost = _cost(error, len(points) - len(t))
-        weighted = sd * w[:, None]
+        w = _huber(error)
+        weights = w if count == len(points) else np.zeros(len(points))
+        if count < len(points):
+            weights[inside] = w
+        cost = _cost(error, len(points) - count)
+        weighted = sd.T * w  # (P, K)
         try:
-            delta = np.linalg.solve(weighted.T @ sd * gain, weighted.T @ error)
+            delta = np.linalg.solve(weighted @ sd * gain, weighted @ error)
         except np.linalg.LinAlgError:
             raise RegistrationFailure("too little detail in common to register the frames") from None
         if not np.all(np.isfinite(delta)):
@@ -192,19 +221,18 @@ def _corners(shape: tuple[int, int]) -> np.ndarray:
 def _sample(image: np.ndarray, mapped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``image`` (h, w) read bilinearly at homogeneous points ``mapped`` (K, 3): values
     (K,) float64 and whether each point lies inside the image (K,) bool."""
-    w_ = mapped[:, 2]
-    x = (mapped[:, 0] / w_).astype(np.float32).reshape(-1, 1)
-    y = (mapped[:, 1] / w_).astype(np.float32).reshape(-1, 1)
-    values = cv2.remap(image, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
+    xy = (mapped[:, :2] / mapped[:, 2:]).astype(np.float32)  # (K, 2)
+    border = {"borderMode": cv2.BORDER_CONSTANT, "borderValue": np.nan}
+    values = cv2.remap(image, xy.reshape(-1, 1, 2), None, cv2.INTER_LINEAR, **border)
     values = values.ravel().astype(np.float64)
     h, w = image.shape
-    xr, yr = x.ravel(), y.ravel()
-    inside = np.isfinite(values) & (xr >= 0) & (yr >= 0) & (xr <= w - 1) & (yr <= h - 1)
+    inside = np.isfinite(values) & np.all((xy >= 0) & (xy <= (w - 1, h - 1)), axis=1)
     return values, inside
 
 
 def _photometric(t: np.ndarray, i: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
     """Weighted least-squares gain and offset of i ~ gain * t + offset."""
+    # Products summed, not dot products: BLAS would wake its threads for each.
     sw = weights.sum()
     mt, mi = (weights * t).sum() / sw, (weights * i).sum() / sw
     var = (weights * (t - mt) ** 2).sum()
@@ -217,7 +245,8 @@ def _huber(error: np.ndarray) -> np.ndarray:
     (the offset is fitted, so the residuals are about centred)."""
     a = np.abs(error)
     sigma = max(1.4826 * float(np.partition(a, len(a) // 2)[len(a) // 2]), 1e-4)
-    return np.where(a <= HUBER_K * sigma, 1.0, HUBER_K * sigma / np.maximum(a, 1e-12))
+    # 1 up to HUBER_K sigma, falling as 1 / |error| beyond.
+    return np.minimum(1.0, HUBER_K * sigma / np.maximum(a, 1e-12))
 
 
 def _cost(error: np.ndarray, outside: int) -> float:

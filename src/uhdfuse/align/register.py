@@ -25,7 +25,7 @@ from uhdfuse.align.checks import (
     luma_residual,
 )
 from uhdfuse.align.levels import Level, Pyramid, prepare_frame
-from uhdfuse.align.lk import MOTION_MODELS, Fit, refine
+from uhdfuse.align.lk import MOTION_MODELS, Fit, Problem, problem, refine
 from uhdfuse.align.matchers import (
     DIRECT_MATCHERS,
     FEATURE_MATCHERS,
@@ -53,8 +53,9 @@ ROUND_TOL = 0.05
 # Below this fraction of trusted pixels in either frame, the feature matcher is
 # tried even when the direct guesses gave an acceptable fit.
 SPARSE_TRUSTED = 0.6
-# Tried by AUTO, simplest first, against the homography.
+# Tried by AUTO, simplest first, against the homography, with this many iterations at most.
 SIMPLER_MODELS = (AlignModel.TRANSLATION, AlignModel.EUCLIDEAN)
+TRIAL_ITERS = 12
 HINT = f"if the frames are already aligned, use {param('align.model', AlignModel.NONE.value)}"
 
 
@@ -219,7 +220,8 @@ def _on_proxy(ref: Pyramid, mov: Pyramid, M: np.ndarray, model: str) -> tuple[np
             if found is None:
                 raise RegistrationFailure("too few well-exposed pixels in common with the frame it is registered to")
             rp, mp = found.apply(ref.proxy, mov.proxy)
-            fit = refine(rp, mp, rp.from_full(M), first)
+            on_proxy = problem(rp, mp)
+            fit = refine(on_proxy, rp.from_full(M), first)
             previous, M = M, rp.to_full(fit.matrix)
             if corner_distance(M, previous, ref.full_size) < ROUND_TOL:
                 break
@@ -237,13 +239,13 @@ def _on_proxy(ref: Pyramid, mov: Pyramid, M: np.ndarray, model: str) -> tuple[np
         return M, first  # register takes the identity for it: a tripod needs no finer fit
     chosen = model
     if model == AlignModel.AUTO:
-        M, chosen = _simplest(rp, mp, fit, ref.full_size)
+        M, chosen = _simplest(rp, on_proxy, fit, ref.full_size)
     if ref.fine is not None and mov.fine is not None:
         # Last, on the fine level: compared as the proxies were, then once more as
         # the fine levels compare under that fit.
         fl, ml = found.apply(ref.fine, mov.fine)
         try:
-            M = fl.to_full(refine(fl, ml, fl.from_full(M), chosen).matrix)
+            M = fl.to_full(refine(problem(fl, ml), fl.from_full(M), chosen).matrix)
             M = _refined(ref.fine, mov.fine, M, chosen)
         except RegistrationFailure:
             pass  # the proxy fit stands
@@ -254,24 +256,31 @@ def _refined(ref: Level, mov: Level, M: np.ndarray, model: str, *, moved: bool =
     """Full-resolution M refined with ``model`` on one level of both frames, compared
     as :func:`~uhdfuse.align.compare.matched` says under M."""
     rl, ml = matched(ref, mov, ref.from_full(M), moved=moved)
-    return rl.to_full(refine(rl, ml, rl.from_full(M), model).matrix)
+    return rl.to_full(refine(problem(rl, ml), rl.from_full(M), model).matrix)
 
 
-def _simplest(rp: Level, mp: Level, homography: Fit, size: tuple[int, int]) -> tuple[np.ndarray, str]:
+def _simplest(rp: Level, pair: Problem, homography: Fit, size: tuple[int, int]) -> tuple[np.ndarray, str]:
     """The simplest model (translation < euclidean < homography) that does about as well
-    as the ``homography`` fitted on the matched proxies: within AUTO_CORNER_TOL px of
-    it at the frame corners, or with a cost within SIMPLER_COST_REL of its."""
+    as the ``homography`` fitted on the matched proxies ``pair`` (``rp``: the reference
+    proxy): within AUTO_CORNER_TOL px of it at the frame corners, or with a cost within
+    SIMPLER_COST_REL of its."""
     Mh = rp.to_full(homography.matrix)
     grid = grid_points((size[1], size[0]))
     for m in SIMPLER_MODELS:
         start = fit_model(grid, apply_matrix(Mh, grid), m)  # the homography absorbed any large motion
         try:
-            fit = refine(rp, mp, rp.from_full(start), m)
+            # A model that cannot follow the motion never settles; TRIAL_ITERS show its
+            # cost and where it lies, and only the one chosen is fitted to the end.
+            fit = refine(pair, rp.from_full(start), m, iters=TRIAL_ITERS)
         except RegistrationFailure:
             continue
-        Mm = rp.to_full(fit.matrix)
-        if corner_distance(Mm, Mh, size) <= AUTO_CORNER_TOL or fit.cost <= homography.cost * (1 + SIMPLER_COST_REL):
-            return Mm, m
+        near = corner_distance(rp.to_full(fit.matrix), Mh, size) <= AUTO_CORNER_TOL
+        if near or fit.cost <= homography.cost * (1 + SIMPLER_COST_REL):
+            try:
+                fit = refine(pair, fit.matrix, m)
+            except RegistrationFailure:
+                pass  # the trial stands
+            return rp.to_full(fit.matrix), m
     return Mh, AlignModel.HOMOGRAPHY
 
 
