@@ -15,7 +15,7 @@ How a frame is registered, one module per step:
    is darker, which exposure, gain and any monotone tone curve leave unchanged, with
    a mask of trustworthy (unclipped, above the black floor) pixels; a coarse level
    (long side 256), a proxy (long side ``proxy_size``) and, for frames much larger
-   than the proxy, a fine level (long side 2048) are built from it.
+   than the proxy, a fine level (long side about 2048) are built from it.
 2. ``compare``: the two frames made comparable. Both are clipped at the ranks both
    resolve (the outlines of what one frame clipped become structure both share);
    under an estimate, the finer-quantised luma is mapped onto the other through
@@ -24,12 +24,14 @@ How a frame is registered, one module per step:
 3. ``matchers``: first guesses. No motion and the best translation over every
    shift of the coarse levels (masked normalised cross-correlation) first; a SIFT
    + MAGSAC homography only when the fit from those fails or a frame is mostly
-   clipped or black. A new matcher goes there.
+   clipped or black (and then fitted only where it disagrees with the direct fit).
+   A new matcher goes there.
 4. ``lk``: the fit. Robust, sparse, inverse-compositional Lucas-Kanade on the
    pixels of most detail, spread over the frame: a rigid fit on the coarse levels
    from every guess (the best kept), the model on the coarse levels and then, in
    rounds with the comparison measured anew, on the proxy, and last on the fine
-   level.
+   level. The template of two levels compared alike (points, values, gradients)
+   serves every fit between them: each model tried, each start.
 5. ``checks``: the result is rejected (:class:`~uhdfuse.errors.AlignmentFailed`)
    when the residual is high or leaves most of the luma unexplained, the frames
    agree under it hardly better than by chance and no features support it, they
@@ -39,10 +41,12 @@ How a frame is registered, one module per step:
 
 ``register`` runs these steps for one pair of frames (:func:`estimate_transform`)
 and chooses the model for AUTO (the identity included: a tripod bracket is not
-resampled); ``stage`` registers a whole bracket (:func:`align_bracket`: frames
-far from the reference through their neighbours, then refined against the
-reference itself; a frame nothing places taken as unmoved only in a still
-bracket), warps the frames at full resolution and crops them to the largest
+resampled, and a frame that the direct guesses and a rigid fit from no motion
+show still is taken as it is without the rest of the search); ``stage``
+registers a whole bracket (:func:`align_bracket`: frames far from the reference
+through their neighbours, then refined against the reference itself; a frame
+nothing places taken as unmoved only in a still bracket), warps the frames at
+full resolution (at once, on the cores there are) and crops them to the largest
 rectangle every frame covers.
 """
 

@@ -30,7 +30,8 @@ from uhdfuse.align.matchers import (
     DIRECT_MATCHERS,
     FEATURE_MATCHERS,
     MIN_MATCHES,
-    Matcher,
+    SUPPORT_TOL,
+    Guess,
     feature_support,
     fit_model,
     proposals,
@@ -39,6 +40,9 @@ from uhdfuse.config import AlignConfig, AlignModel
 from uhdfuse.errors import AlignmentFailed, param
 
 AUTO_CORNER_TOL = 0.5  # px: a simpler model this close to the homography is enough
+# px: a rigid fit from no motion that stays this close to it shows a still frame at once
+# (well inside AUTO_CORNER_TOL: a frame near that limit gets the whole search).
+STILL_CORNER_TOL = 0.25
 # The identity is enough when its residual is within this (absolute)...
 IDENTITY_RESIDUAL_TOL = 0.002
 IDENTITY_RESIDUAL_REL = 0.05  # ...plus this fraction of the fitted model's residual.
@@ -96,8 +100,13 @@ def register(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Reg
 
     try:
         pair = clipped_alike(ref, mov)
+        guesses = proposals(*pair, DIRECT_MATCHERS)
+        if model == AlignModel.AUTO and (still := _still(ref, mov, pair, guesses, max_residual)) is not None:
+            return still
         trusted = min(float((level.mask > 0).mean()) for level in (ref.proxy, mov.proxy))
-        fitted = _registered(pair, model, measure, lambda M: _accepted_fit(M, ref, mov, pair, max_residual), trusted)
+        fitted = _registered(
+            pair, model, measure, lambda M: _accepted_fit(M, ref, mov, pair, max_residual), trusted, guesses
+        )
     except RegistrationFailure as failure:
         if model != AlignModel.AUTO:
             raise
@@ -119,6 +128,35 @@ def register(ref: Pyramid, mov: Pyramid, model: str, max_residual: float) -> Reg
         ):
             return identity
     return fitted
+
+
+def _still(
+    ref: Pyramid, mov: Pyramid, pair: tuple[Pyramid, Pyramid], guesses: list[Guess], max_residual: float
+) -> Registration | None:
+    """The identity when the frames did not move: what AUTO returns for a tripod
+    bracket, shown without the search for a motion that such a bracket does not need
+    (coarse fits from every guess, proxy rounds, features). None when that is not
+    shown (the search then decides).
+
+    Shown when the direct ``guesses`` all see no motion, a rigid fit on the proxies
+    ``pair`` started from the identity stays within STILL_CORNER_TOL px of it, and
+    the frames as they are are accepted and agree better than by chance. (Rigid: a
+    homography's perspective wanders by a pixel on a still frame; a rotation does not.)
+    """
+    if not all(np.allclose(guess.matrix, np.eye(3)) for guess in guesses):
+        return None
+    rp, mp = matched(pair[0].proxy, pair[1].proxy, np.eye(3))
+    try:
+        M = rp.to_full(refine(problem(rp, mp), np.eye(3), AlignModel.EUCLIDEAN).matrix)
+    except RegistrationFailure:
+        return None
+    if corner_distance(M, np.eye(3), ref.full_size) > STILL_CORNER_TOL:
+        return None
+    identity = _identity(ref, mov, max_residual)
+    # nan (too little detail to measure) passes, as for any fit: features are not asked.
+    if identity is None or better_than_chance(np.eye(3), ref, mov) > MAX_CHANCE_RATIO:
+        return None
+    return identity
 
 
 def _accepted_fit(M: np.ndarray, ref: Pyramid, mov: Pyramid, pair: tuple[Pyramid, Pyramid], max_residual: float) -> float:
@@ -156,34 +194,44 @@ Measure = Callable[[np.ndarray], float]  # full-resolution matrix -> residual of
 
 def _registered(
     pair: tuple[Pyramid, Pyramid], model: str, measure: Measure, acceptance: Callable[[np.ndarray], float],
-    trusted: float,
+    trusted: float, guesses: list[Guess],
 ) -> Registration:  # fmt: skip
-    """The fit from the direct guesses, or, when it fails or is not accepted, from
-    features (slower: SIFT on both proxies); raises the direct fit's RegistrationFailure.
-    When less than SPARSE_TRUSTED of a frame is ``trusted`` (mostly clipped or
-    black: the direct guesses have little to go on) both are tried and the one with
-    the lower residual is kept."""
-    failures: list[RegistrationFailure] = []
-    found: list[Registration] = []
-    for matchers in (DIRECT_MATCHERS, FEATURE_MATCHERS):
-        try:
-            M, chosen = _fit(*pair, model, measure, matchers)
-            found.append(Registration(M, acceptance(M), chosen))
-        except RegistrationFailure as exc:
-            failures.append(exc)
-        if found and trusted >= SPARSE_TRUSTED:
-            break
-    if not found:
-        raise failures[0]  # what the direct fit found wrong says more than "no features"
-    return min(found, key=lambda r: r.residual)
+    """The fit from the direct ``guesses``, or, when it fails or is not accepted, from
+    features (slower: SIFT on both proxies); raises the direct fit's
+    RegistrationFailure. When less than SPARSE_TRUSTED of a frame is ``trusted``
+    (mostly clipped or black: the direct guesses have little to go on) the feature
+    guess is also fitted, unless it agrees with the direct fit already (the fit from
+    it would end there), and the fit with the lower residual is kept."""
+    try:
+        M, chosen = _fit(*pair, model, measure, guesses)
+        direct = Registration(M, acceptance(M), chosen)
+    except RegistrationFailure as failure:
+        direct_failure, direct = failure, None
+    if direct is not None and trusted >= SPARSE_TRUSTED:
+        return direct
+    featured = proposals(*pair, FEATURE_MATCHERS)
+    if direct is not None:
+        # A guess that sends no corner of the proxy further than SUPPORT_TOL px from the
+        # direct fit would be refined to where that fit is: it is not fitted again.
+        proxy = pair[0].proxy
+        size = (proxy.luma.shape[1], proxy.luma.shape[0])
+        fitted = proxy.from_full(direct.matrix)
+        featured = [g for g in featured if corner_distance(proxy.from_full(g.matrix), fitted, size) > SUPPORT_TOL]
+    try:
+        M, chosen = _fit(*pair, model, measure, featured)
+        other = Registration(M, acceptance(M), chosen)
+    except RegistrationFailure:
+        if direct is None:
+            raise direct_failure from None  # what the direct fit found wrong says more than "no features"
+        return direct
+    return other if direct is None or other.residual < direct.residual else direct
 
 
-def _fit(ref: Pyramid, mov: Pyramid, model: str, measure: Measure, matchers: tuple[Matcher, ...]) -> tuple[np.ndarray, str]:
-    """``model`` (AUTO: the simplest that fits) refined from the best of the guesses of
-    ``matchers``, on the coarse levels and then the proxies of frames made comparable
+def _fit(ref: Pyramid, mov: Pyramid, model: str, measure: Measure, guesses: list[Guess]) -> tuple[np.ndarray, str]:
+    """``model`` (AUTO: the simplest that fits) refined from the best of ``guesses``, on
+    the coarse levels and then the proxies of frames made comparable
     (:mod:`~uhdfuse.align.compare`): the full-resolution matrix and the model fitted.
     Raises RegistrationFailure."""
-    guesses = proposals(ref, mov, matchers)
     if not guesses:
         raise RegistrationFailure("no first guess of the motion (no matcher found one)")
     # Coarse: few parameters fitted from every guess; of the guesses and their fits,
@@ -241,12 +289,11 @@ def _on_proxy(ref: Pyramid, mov: Pyramid, M: np.ndarray, model: str) -> tuple[np
     if model == AlignModel.AUTO:
         M, chosen = _simplest(rp, on_proxy, fit, ref.full_size)
     if ref.fine is not None and mov.fine is not None:
-        # Last, on the fine level: compared as the proxies were, then once more as
-        # the fine levels compare under that fit.
+        # Last, on the fine level, compared as the proxies are under the proxy fit (the
+        # tone curve holds on any level, what moved is scaled up).
         fl, ml = found.apply(ref.fine, mov.fine)
         try:
             M = fl.to_full(refine(problem(fl, ml), fl.from_full(M), chosen).matrix)
-            M = _refined(ref.fine, mov.fine, M, chosen)
         except RegistrationFailure:
             pass  # the proxy fit stands
     return M, chosen
