@@ -122,14 +122,15 @@ def template(ref: Level, limit: int = POINTS) -> Template:
     # Flat pixels carry only noise: candidates have at least the median gradient.
     candidates = strength[keep]
     floor = float(np.median(candidates[:: max(1, len(candidates) // 65536)]))
-    score = np.where(keep & (strength >= max(floor, 1e-6)), strength, np.float32(-1.0))
+    # Each block's strongest pixels are the smallest of the gradients negated: -gradient
+    # where a pixel is a candidate, 1 elsewhere and in the padding to whole blocks.
     rows, columns = -(-h // CELL), -(-w // CELL)
-    padded = np.full((rows * CELL, columns * CELL), -1.0, np.float32)
-    padded[:h, :w] = score
-    blocks = padded.reshape(rows, CELL, columns, CELL).transpose(0, 2, 1, 3).reshape(rows * columns, CELL * CELL)
+    negated = np.ones((rows * CELL, columns * CELL), np.float32)
+    np.negative(strength, out=negated[:h, :w], where=keep & (strength >= max(floor, 1e-6)))
+    blocks = negated.reshape(rows, CELL, columns, CELL).transpose(0, 2, 1, 3).reshape(rows * columns, CELL * CELL)
     quota = min(CELL * CELL, max(1, limit // (rows * columns)))
-    best = np.argpartition(-blocks, quota - 1, axis=1)[:, :quota]  # the strongest of each block
-    taken = np.take_along_axis(blocks, best, axis=1) > 0
+    best = np.argpartition(blocks, quota - 1, axis=1)[:, :quota]
+    taken = np.take_along_axis(blocks, best, axis=1) < 0
     block = np.broadcast_to(np.arange(rows * columns)[:, None], best.shape)[taken]
     inner = best[taken]
     ys = (block // columns) * CELL + inner // CELL
