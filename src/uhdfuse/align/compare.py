@@ -23,6 +23,7 @@ it leaves differing between two frames of a bracket is dealt with here:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cache
 
 import cv2
 import numpy as np
@@ -51,8 +52,14 @@ def clipped_alike(a: Pyramid, b: Pyramid) -> tuple[Pyramid, Pyramid]:
     masks say what each frame really resolves (:func:`~uhdfuse.align.checks.residuals`).
     """
     (ac, bc), (ap, bp) = _clip_pair(a.coarse, b.coarse), _clip_pair(a.proxy, b.proxy)
-    af, bf = _clip_pair(a.fine, b.fine) if a.fine is not None and b.fine is not None else (None, None)
-    return Pyramid(a.full_size, ac, ap, af), Pyramid(b.full_size, bc, bp, bf)
+    if a.make_fine is None or b.make_fine is None:
+        return Pyramid(a.full_size, ac, ap), Pyramid(b.full_size, bc, bp)
+
+    @cache
+    def fine() -> tuple[Level, Level]:  # when a fit first needs one of them
+        return _clip_pair(a.fine, b.fine)  # type: ignore[arg-type]
+
+    return Pyramid(a.full_size, ac, ap, lambda: fine()[0]), Pyramid(b.full_size, bc, bp, lambda: fine()[1])
 
 
 def _clip_pair(a: Level, b: Level) -> tuple[Level, Level]:

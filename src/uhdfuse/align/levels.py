@@ -13,7 +13,9 @@ each level relate to full resolution through :attr:`Level.S`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -125,9 +127,15 @@ class Pyramid:
     full_size: tuple[int, int]  # (W, H)
     coarse: Level
     proxy: Level
-    # For the last refinement of a frame much larger than the proxy (long side about
-    # FINE_SIZE): a proxy pixel of a 4K frame is four of the frame's.
-    fine: Level | None = None
+    # Makes the fine level, for frames much larger than the proxy (None: there is none).
+    make_fine: Callable[[], Level] | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def fine(self) -> Level | None:
+        """The level of the last refinement of a frame much larger than the proxy (long
+        side about FINE_SIZE: a proxy pixel of a 4K frame is four of the frame's), made
+        when first asked for: a frame that did not move never needs it."""
+        return None if self.make_fine is None else self.make_fine()
 
 
 def level(tone: np.ndarray, mask: np.ndarray, long_side: int, S: np.ndarray | None = None) -> Level:
@@ -167,27 +175,32 @@ def prepare_frame(image: np.ndarray, proxy_size: int) -> Pyramid:
     below CLIP_LEVEL); coarser levels are made from that one.
     """
     h, w = image.shape[:2]
-    fine = None
     if max(h, w) >= FINE_FROM * proxy_size:
-        # The full-resolution pixels are read once: the proxy is made from the fine level.
+        # The full-resolution pixels are read once: the proxy is made from the fine
+        # level's luma and mask, its ranks only when a fit needs them.
         factor = max(1, round(max(h, w) / FINE_SIZE))
-        fine = _level_of(image, (max(1, round(w / factor)), max(1, round(h / factor))))
-        proxy = level(fine.tone, fine.mask, proxy_size, fine.S)
-    else:
-        s = min(1.0, proxy_size / max(h, w))
-        proxy = _level_of(image, (max(1, round(w * s)), max(1, round(h * s))))
-    coarse = level(proxy.tone, proxy.mask, COARSE_SIZE, proxy.S)
-    return Pyramid((w, h), coarse, proxy, fine)
+        size = (max(1, round(w / factor)), max(1, round(h / factor)))
+        tone, mask, S = _reduced(image, size)
+        proxy = level(tone, mask, proxy_size, S)
+        coarse = level(proxy.tone, proxy.mask, COARSE_SIZE, proxy.S)
+        return Pyramid((w, h), coarse, proxy, lambda: level(tone, mask, max(size), S))
+    s = min(1.0, proxy_size / max(h, w))
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    tone, mask, S = _reduced(image, size)
+    proxy = level(tone, mask, max(size), S)
+    return Pyramid((w, h), level(proxy.tone, proxy.mask, COARSE_SIZE, proxy.S), proxy)
 
 
-def _level_of(image: np.ndarray, size: tuple[int, int]) -> Level:
-    """The level of a linear (H, W, 3) frame area-averaged down to ``size`` (w, h)."""
+def _reduced(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A linear (H, W, 3) frame area-averaged down to ``size`` (w, h): its square-root
+    luma and trust mask (:func:`frame_luma`, the mask eroded by a pixel where the frame
+    was reduced) and the (3, 3) matrix from full-resolution pixels to its pixels."""
     h, w = image.shape[:2]
     if size == (w, h):
-        return level(*frame_luma(image), max(size))
+        return (*frame_luma(image), np.eye(3))
     # Halving exactly, bilinear sampling at the pixel-centre mapping reads the mean of
     # each 2x2 block, as the area average does, several times faster.
     halving = (2 * size[0], 2 * size[1]) == (w, h)
     how = cv2.INTER_LINEAR if halving else cv2.INTER_AREA
     tone, mask = frame_luma(cv2.resize(np.asarray(image, np.float32), size, interpolation=how))
-    return level(tone, cv2.erode(mask, np.ones((3, 3), np.uint8)), max(size), _scaling((w, h), size))
+    return tone, cv2.erode(mask, np.ones((3, 3), np.uint8)), _scaling((w, h), size)
