@@ -139,8 +139,9 @@ def _still(
     shown (the search then decides).
 
     Shown when the direct ``guesses`` all see no motion, a rigid fit on the proxies
-    ``pair`` started from the identity stays within STILL_CORNER_TOL px of it, and
-    the frames as they are are accepted and agree better than by chance. (Rigid: a
+    ``pair`` started from the identity stays within STILL_CORNER_TOL px of it (and,
+    beyond half that, explains the frames no better than the identity), and the
+    frames as they are are accepted and agree better than by chance. (Rigid: a
     homography's perspective wanders by a pixel on a still frame; a rotation does not.)
     """
     if not all(np.allclose(guess.matrix, np.eye(3)) for guess in guesses):
@@ -150,12 +151,19 @@ def _still(
         M = rp.to_full(refine(problem(rp, mp), np.eye(3), AlignModel.EUCLIDEAN).matrix)
     except RegistrationFailure:
         return None
-    if corner_distance(M, np.eye(3), ref.full_size) > STILL_CORNER_TOL:
+    moved = corner_distance(M, np.eye(3), ref.full_size)
+    if moved > STILL_CORNER_TOL:
         return None
     identity = _identity(ref, mov, max_residual)
     # nan (too little detail to measure) passes, as for any fit: features are not asked.
     if identity is None or better_than_chance(np.eye(3), ref, mov) > MAX_CHANCE_RATIO:
         return None
+    # A fit a little off the identity must also not explain the frames better (the
+    # residual test AUTO applies to any fit): a real shift of a fraction of a pixel.
+    if moved > STILL_CORNER_TOL / 2:
+        fitted = luma_residual(ref.proxy, mov.proxy, ref.proxy.from_full(M))
+        if identity.residual > fitted * (1 + IDENTITY_RESIDUAL_REL) + IDENTITY_RESIDUAL_TOL:
+            return None
     return identity
 
 
