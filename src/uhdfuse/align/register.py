@@ -54,6 +54,10 @@ SIMPLER_COST_REL = 0.02
 # last fit, until it moves no corner by more than ROUND_TOL px (at most MAX_ROUNDS).
 MAX_ROUNDS = 4
 ROUND_TOL = 0.05
+# Fits on the fine level, each from the one before with the comparison measured anew
+# (over 8 generated UHD brackets the second takes the mean worst corner error from
+# 0.59 to 0.41 px, for about 60 ms a frame).
+FINE_FITS = 2
 # Below this fraction of trusted pixels in either frame, the feature matcher is
 # tried even when the direct guesses gave an acceptable fit.
 SPARSE_TRUSTED = 0.6
@@ -297,13 +301,17 @@ def _on_proxy(ref: Pyramid, mov: Pyramid, M: np.ndarray, model: str) -> tuple[np
     if model == AlignModel.AUTO:
         M, chosen = _simplest(rp, on_proxy, fit, ref.full_size)
     if ref.fine is not None and mov.fine is not None:
-        # Last, on the fine level, compared as the proxies are under the proxy fit (the
-        # tone curve holds on any level, what moved is scaled up).
-        fl, ml = found.apply(ref.fine, mov.fine)
-        try:
-            M = fl.to_full(refine(problem(fl, ml), fl.from_full(M), chosen).matrix)
-        except RegistrationFailure:
-            pass  # the proxy fit stands
+        # Last, on the fine level, FINE_FITS times: compared as the proxies are under the
+        # fit before (the tone curve holds on any level, what moved is scaled up), the
+        # comparison measured again on the proxies under each fine fit.
+        for fine_fit in range(FINE_FITS):
+            if fine_fit > 0 and (found := match(ref.proxy, mov.proxy, ref.proxy.from_full(M))) is None:
+                break
+            fl, ml = found.apply(ref.fine, mov.fine)
+            try:
+                M = fl.to_full(refine(problem(fl, ml), fl.from_full(M), chosen).matrix)
+            except RegistrationFailure:
+                break  # the fit before stands
     return M, chosen
 
 
