@@ -170,7 +170,7 @@ def build_bracket(
     order = sorted(range(len(frames)), key=lambda i: (evs[i], str(frames[i].path)))
     sorted_frames = tuple(frames[i] for i in order)
     sorted_evs = [evs[i] for i in order]
-    reference = _reference_index(sorted_frames, sorted_evs, reference)
+    reference = reference_index(sorted_frames, sorted_evs, reference)
     ref_ev = sorted_evs[reference]
     read_notes = [note for f in frames for note in f.notes]
     notes = [*read_notes, *ev_notes, *_same_exposure_notes(sorted_frames, sorted_evs, ref_ev)]
@@ -203,10 +203,15 @@ def check_consistent(frames: Sequence[Frame]) -> None:
             raise InconsistentBracket(
                 f"shot with {camera}, but {first.path.name} with {first_camera}; a bracket comes from one camera", f.path
             )
-    width, height = first.size
+    check_size(first)
+
+
+def check_size(frame: Frame) -> None:
+    """Raise InconsistentBracket when ``frame`` is smaller than ``MIN_SIDE`` on a side."""
+    width, height = frame.size
     if min(width, height) < MIN_SIDE:
         raise InconsistentBracket(
-            f"image is {width}x{height} pixels; fusing needs at least {MIN_SIDE}x{MIN_SIDE}", first.path
+            f"image is {width}x{height} pixels; fusing needs at least {MIN_SIDE}x{MIN_SIDE}", frame.path
         )
 
 
@@ -240,8 +245,9 @@ def settle_evs(
     )
 
 
-def _reference_index(frames: Sequence[Frame], evs: Sequence[float], reference: int | str | None) -> int:
-    """``reference`` (see build_bracket) as an index into the sorted ``frames``."""
+def reference_index(frames: Sequence[Frame], evs: Sequence[float], reference: int | str | None) -> int:
+    """``reference`` (see build_bracket) as an index into the sorted ``frames``; a UsageError
+    when it is out of range or names none of them."""
     if isinstance(reference, str):
         return _index_of(frames, reference)
     if reference is None:

@@ -108,7 +108,7 @@ def _load(paths: Sequence[Path], config: MergeConfig) -> Bracket:
     One file is a capture made into a virtual bracket (:mod:`uhdfuse.virtual`).
     """
     if len(paths) == 1:
-        return _load_capture(paths[0], config)
+        return load_capture(paths[0], config)
     if config.virtual_ev is not None:
         raise UsageError(f"{param('virtual_ev')} makes a bracket of one capture; {len(paths)} frames were given")
     lut = _response_lut(paths, config)
@@ -117,8 +117,9 @@ def _load(paths: Sequence[Path], config: MergeConfig) -> Bracket:
     return _with_response_note(bracket, config)
 
 
-def _load_capture(path: Path, config: MergeConfig) -> Bracket:
-    """The virtual bracket of one capture, with the settings that apply to one file checked."""
+def load_capture(path: Path, config: MergeConfig = MergeConfig()) -> Bracket:
+    """The virtual bracket (:mod:`uhdfuse.virtual`) of one capture, a file discovery
+    took as a frame, with the settings that apply to one file checked."""
     if config.ev is not None:
         raise UsageError(f"{param('ev')} states the EVs of a bracket's frames; for one capture give {param('virtual_ev')}")
     if config.response in (Response.DEBEVEC, Response.ROBERTSON):

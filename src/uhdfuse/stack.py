@@ -19,10 +19,10 @@ import numpy as np
 
 from .colour import srgb_encode
 from .config import MergeConfig, StackFormat, choice
-from .errors import InconsistentBracket, OutputError, UsageError
+from .errors import OutputError, UsageError
 from .io import OutputMetadata, VirtualExposure, Written, check_output, write_image, write_linear_dng
 from .types import Frame
-from .pipeline import bracket_paths, load_bracket
+from .pipeline import bracket_paths, load_capture
 from .version import __version__
 
 STACK_BIT_DEPTH = 16
@@ -73,9 +73,7 @@ def write_stack(
     paths, skipped = bracket_paths([capture], config.prefer)
     if len(paths) != 1:
         raise UsageError(f"a stack is made of one capture; {len(paths)} frames were given", Path(capture))
-    bracket = load_bracket(paths, config)
-    if bracket.virtual_ev is None:  # load_bracket makes one file a virtual bracket
-        raise InconsistentBracket("not a single capture", paths[0])
+    bracket = load_capture(paths[0], config)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError("is a file; give a folder for the stack", out_dir)

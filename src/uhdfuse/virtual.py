@@ -32,8 +32,8 @@ import numpy as np
 
 from .colour import luma
 from .config import Response, check_virtual_evs
-from .errors import InconsistentBracket, Message, UsageError, param
-from .exposure import MIN_SIDE, choose_reference
+from .errors import InconsistentBracket, Message, param
+from .exposure import check_size, reference_index
 from .types import Bracket, ExposureInfo, Frame
 
 # A capture pixel whose brightest channel reaches CLIP_LEVEL (1.0 = the sensor's white
@@ -275,11 +275,11 @@ def virtual_bracket(
 
     Raises:
         InconsistentBracket: the capture cannot make a bracket (``check_capture``).
-        UsageError: fewer than 2 EVs, repeated or non-finite EVs, an EV beyond ±10.
+        UsageError: fewer than 2 EVs, repeated or non-finite EVs, an EV beyond ±10; a
+            reference out of range.
     """
     clipped_at = check_capture(capture, response)
-    if min(capture.size) < MIN_SIDE:
-        raise InconsistentBracket(f"image is {capture.size[0]}x{capture.size[1]} pixels; fusing needs at least {MIN_SIDE}x{MIN_SIDE}", capture.path)
+    check_size(capture)
     noise = estimate_noise(capture.image)
     chosen = sorted(check_virtual_evs(evs)) if evs is not None else list(auto_evs(capture.image, noise, clipped_at=clipped_at))
     cleaned = denoise(capture.image, noise) if clean and max(chosen) > 0 else capture.image
@@ -288,10 +288,7 @@ def virtual_bracket(
                 exposure=_scaled(capture.exposure, ev), notes=())
         for ev in chosen
     )  # fmt: skip
-    if reference is None:
-        reference = choose_reference(frames, chosen)
-    elif not 0 <= reference < len(frames):
-        raise UsageError(f"reference index {reference} is out of range for {len(frames)} virtual frames")
+    reference = reference_index(frames, chosen, reference)
     notes = [Message(n) for n in dict.fromkeys(capture.notes)]
     return Bracket(
         frames=frames, ev=tuple(e - chosen[reference] for e in chosen), reference=reference, ev_source="virtual",

@@ -92,13 +92,8 @@ def write_image(
     path = Path(path)
     fmt = _output_format(path, bit_depth)
     check_output(path, force=force)
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image must be shaped (H, W, 3), got {image.shape}")
-    prepared = None
-    if metadata is not None:
-        height, width = image.shape[:2]
-        prepared = prepare_metadata(metadata, size=(width, height), bit_depth=bit_depth, fmt=fmt)
+    image = _checked_image(image)
+    prepared = _prepared(metadata, image, bit_depth, fmt)
     pixels = _quantise(image, bit_depth)
     encode = functools.partial(_encode, pixels=pixels, fmt=fmt, quality=quality, icc=prepared.icc if prepared else None, target=path)
     return _write_atomically(path, encode, prepared, with_icc=fmt is not OutputFormat.PNG)
@@ -111,16 +106,27 @@ def write_linear_dng(path: Path, image: np.ndarray, *, metadata: OutputMetadata 
     (no ICC profile: a DNG's colour is in its own tags). Raises as :func:`write_image`."""
     path = Path(path)
     check_output(path, force=force)
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be shaped (H, W, 3), got {image.shape}")
-    prepared = None
-    if metadata is not None:
-        height, width = image.shape[:2]
-        prepared = prepare_metadata(metadata, size=(width, height), bit_depth=16, fmt=OutputFormat.TIFF)
+    image = _checked_image(image)
+    prepared = _prepared(metadata, image, 16, OutputFormat.TIFF)  # a DNG is a TIFF
     pixels = _quantise(image, 16)
     make, model = _camera(prepared)
     return _write_atomically(path, lambda temp: encode_linear_dng(temp, pixels, make=make, model=model), prepared, with_icc=False)
+
+
+def _checked_image(image: np.ndarray) -> np.ndarray:
+    """``image`` as an array, or a ValueError unless it is shaped (H, W, 3) with H, W >= 1."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image must be shaped (H, W, 3), got {image.shape}")
+    return image
+
+
+def _prepared(metadata: OutputMetadata | None, image: np.ndarray, bit_depth: int, fmt: OutputFormat) -> PreparedMetadata | None:
+    """The metadata to embed in an output of ``image``'s size, or None to write the pixels alone."""
+    if metadata is None:
+        return None
+    height, width = image.shape[:2]
+    return prepare_metadata(metadata, size=(width, height), bit_depth=bit_depth, fmt=fmt)
 
 
 def _camera(prepared: PreparedMetadata | None) -> tuple[str, str]:
