@@ -153,9 +153,13 @@ def load_bracket(inputs: Sequence[Path | str], config: MergeConfig = MergeConfig
     return bracket
 
 
-def fuse(aligned: AlignedBracket, config: MergeConfig, *, raw: bool = False) -> tuple[np.ndarray, FuseStats | None]:
+def fuse(
+    aligned: AlignedBracket, config: MergeConfig, *, raw: bool = False, overwrite: bool = False
+) -> tuple[np.ndarray, FuseStats | None]:
     """Run the configured engine: returns the fused image and IPL's statistics (None for
-    the classical engines), whose ``notes`` are warnings for the user.
+    the classical engines), whose ``notes`` are warnings for the user. ``overwrite``:
+    the engine may use ``aligned.images`` as its working memory (the frames are then
+    no longer valid).
 
     The image is (H, W, 3) float32: display-encoded sRGB in [0, 1], or, with
     ``config.hdr``, linear radiance in the reference frame's units.
@@ -163,12 +167,13 @@ def fuse(aligned: AlignedBracket, config: MergeConfig, *, raw: bool = False) -> 
     if config.hdr:
         return merge_radiance(aligned.images, aligned.ev, reference=aligned.reference, raw=raw), None
     if config.engine is Engine.MERTENS:
-        return fuse_mertens(aligned.images, config.mertens), None
+        return fuse_mertens(aligned.images, config.mertens, overwrite=overwrite), None
     from .runtime import fuse_ipl  # torch is only imported when the model is asked for
 
     return fuse_ipl(
-        aligned.images, aligned.ev, aligned.reference, device=config.device, chunk=config.chunk, cache_bits=config.cache_bits
-    )
+        aligned.images, aligned.ev, aligned.reference, device=config.device, chunk=config.chunk,
+        cache_bits=config.cache_bits, overwrite=overwrite,
+    )  # fmt: skip
 
 
 def exposure_gain(bracket: Bracket, anchor: float) -> float | None:
@@ -227,13 +232,14 @@ class _Shot:
 
 
 def _fuse_at_exposure(aligned: AlignedBracket, config: MergeConfig, shot: _Shot) -> tuple[np.ndarray, FuseStats | None]:
-    """:func:`fuse`, with the frames (fused output) or the radiance (HDR) scaled by the gain."""
+    """:func:`fuse`, with the frames (fused output) or the radiance (HDR) scaled by the gain;
+    ``aligned.images`` are the pipeline's own and are used up."""
     gain = np.float32(shot.gain)
     if shot.gain != 1.0 and not config.hdr:
         # fusion then sees the frames at the shoot's common exposure
         np.multiply(aligned.images, gain, out=aligned.images)
         np.minimum(aligned.images, 1.0, out=aligned.images)
-    image, stats = fuse(aligned, config, raw=shot.raw)
+    image, stats = fuse(aligned, config, raw=shot.raw, overwrite=True)
     if shot.gain != 1.0 and config.hdr:
         image *= gain  # radiance: exact, no clipping
     return image, stats

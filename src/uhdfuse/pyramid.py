@@ -76,8 +76,21 @@ def in_row_blocks(func: Callable[[slice], None], rows: int, row_pixels: int) -> 
             pass
 
 
+def working_frames(images: np.ndarray, overwrite: bool) -> np.ndarray:
+    """The (N, H, W, 3) frames a fusion may encode in place: ``images`` itself when
+    ``overwrite`` and it is a writable C-contiguous float32 array, else a float32 copy.
+
+    Encoding the frames where they lie, once, is what keeps a fusion's memory at the
+    frames plus their weights and pyramid (the callers own the choice: the pipeline's
+    aligned frames are its own, a library caller's are not).
+    """
+    usable = images.dtype == np.float32 and images.flags.c_contiguous and images.flags.writeable
+    return images if overwrite and usable else np.array(images, dtype=np.float32, order="C")
+
+
 def encode_frame(linear: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """:func:`to_display` of an (H, W, 3) frame into ``out`` (H, W, 3) float32, in row blocks."""
+    """:func:`to_display` of an (H, W, 3) frame into ``out`` (H, W, 3) float32, in row
+    blocks; ``out`` may be ``linear`` itself (each block is encoded into a temporary)."""
 
     def block(rows: slice) -> None:
         to_display(linear[rows], out=out[rows])
@@ -157,7 +170,7 @@ def _multiply_colour_measures(encoded: np.ndarray, weights: MertensWeights, resu
         distance += np.square(np.subtract(g, half, out=scratch), out=scratch)
         distance += np.square(np.subtract(b, half, out=scratch), out=scratch)
         distance *= np.float32(-weights.exposedness / (2.0 * weights.sigma**2))
-        result *= np.exp(distance, out=distance)
+        result *= cv2.exp(distance, dst=distance)  # OpenCV's exp: several times numpy's speed
 
 
 def normalise_weights(frame_weights: np.ndarray) -> None:
@@ -191,27 +204,23 @@ def _add_weighted_detail(
     in_row_blocks(block, level.shape[0], level.shape[1])
 
 
-def blend_pyramid(
-    display_frame: Callable[[int, np.ndarray], np.ndarray], frame_weights: np.ndarray, depth: int
-) -> np.ndarray:
+def blend_pyramid(frames: np.ndarray, frame_weights: np.ndarray, depth: int) -> np.ndarray:
     """Blend N display frames in a Laplacian pyramid with Gaussian pyramids of their weights.
 
-    ``display_frame(i, out)`` writes frame ``i`` (H, W, 3) float32 display values into
-    ``out`` and returns it: frames are produced one at a time, so only one is held.
-    ``frame_weights``: (N, H, W) float32 summing to 1 over the frames (see
-    :func:`normalise_weights`); it is consumed (overwritten). ``depth``: pyramid levels
-    counting the full-resolution one (at most :func:`max_levels`). Returns (H, W, 3)
-    float32 display values clipped to [0, 1].
+    ``frames``: (N, H, W, 3) float32 display values (read only). ``frame_weights``:
+    (N, H, W) float32 summing to 1 over the frames (see :func:`normalise_weights`); it
+    is consumed (overwritten). ``depth``: pyramid levels counting the full-resolution
+    one (at most :func:`max_levels`). Returns (H, W, 3) float32 display values clipped
+    to [0, 1].
     """
-    count, height, width = frame_weights.shape
-    display = np.empty((height, width, 3), dtype=np.float32)
+    count = frame_weights.shape[0]
     blended: list[np.ndarray | None] = [None] * depth
     # The finest detail of every frame after the first, then the collapsed
     # image, go into this one full-size buffer: fresh 4K arrays cost as much in
     # page faults as the pyramid filters take to fill them.
     spare: np.ndarray | None = None
     for i in range(count):
-        level = display_frame(i, display)
+        level = frames[i]
         weight = frame_weights[i]
         for k in range(depth):
             if k < depth - 1:
@@ -228,7 +237,7 @@ def blend_pyramid(
                     blended[k] += detail  # type: ignore[operator]
             if blended[k] is None:
                 blended[k] = detail
-    del display, frame_weights
+    del frame_weights
 
     fused = blended[depth - 1]
     for k in range(depth - 2, -1, -1):
@@ -253,4 +262,5 @@ __all__ = [
     "mertens_weights",
     "normalise_weights",
     "to_display",
+    "working_frames",
 ]

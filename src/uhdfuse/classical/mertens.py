@@ -13,7 +13,14 @@ import numpy as np
 
 from uhdfuse.config import MertensWeights
 from uhdfuse.errors import InconsistentBracket, UsageError, param
-from uhdfuse.pyramid import blend_pyramid, encode_frame, max_levels, mertens_weights, normalise_weights
+from uhdfuse.pyramid import (
+    blend_pyramid,
+    encode_frame,
+    max_levels,
+    mertens_weights,
+    normalise_weights,
+    working_frames,
+)
 
 
 def check_stack(images: np.ndarray) -> np.ndarray:
@@ -27,7 +34,11 @@ def check_stack(images: np.ndarray) -> np.ndarray:
 
 
 def fuse_mertens(
-    images: np.ndarray, weights: MertensWeights = MertensWeights(), *, levels: int | None = None
+    images: np.ndarray,
+    weights: MertensWeights = MertensWeights(),
+    *,
+    levels: int | None = None,
+    overwrite: bool = False,
 ) -> np.ndarray:
     """Fuse an aligned bracket into one display image (Mertens exposure fusion).
 
@@ -35,12 +46,12 @@ def fuse_mertens(
     frame order. ``levels``: pyramid levels counting the full-resolution one
     (None or too many = down to about one pixel; 1 = per-pixel blend without a
     pyramid). Returns (H, W, 3) float32 sRGB-encoded values in [0, 1].
+    ``overwrite``: encode float32 C-contiguous ``images`` in place (their display
+    values are left there) instead of working on a copy.
 
-    Memory: the N weight maps, one encoded frame, one frame's current
-    pyramid level and the blended pyramid (~1.33 x one frame) are held;
-    frames are encoded again for the blending pass rather than all kept
-    encoded. Per-pixel work runs in row blocks on
-    :func:`~uhdfuse.threads.worker_threads` threads; the result does not depend
+    Memory beyond the frames: the N weight maps, one frame's current pyramid level
+    and the blended pyramid (~1.33 x one frame). Per-pixel work runs in row blocks
+    on :func:`~uhdfuse.threads.worker_threads` threads; the result does not depend
     on their number.
     """
     images = check_stack(images)
@@ -53,11 +64,9 @@ def fuse_mertens(
             raise UsageError(f"{param('levels')} (pyramid levels) must be at least 1, got {levels}")
         depth = min(depth, levels)
 
-    # One display buffer serves every frame in both passes.
-    display = np.empty((height, width, 3), dtype=np.float32)
+    display = working_frames(images, overwrite)
     frame_weights = np.empty((count, height, width), dtype=np.float32)
     for i in range(count):
-        mertens_weights(encode_frame(images[i], display), weights, out=frame_weights[i])
+        mertens_weights(encode_frame(display[i], display[i]), weights, out=frame_weights[i])
     normalise_weights(frame_weights)
-    del display
-    return blend_pyramid(lambda i, out: encode_frame(images[i], out), frame_weights, depth)
+    return blend_pyramid(display, frame_weights, depth)

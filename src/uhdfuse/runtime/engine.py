@@ -92,6 +92,7 @@ def fuse_ipl(
     cache_bits: int = MergeConfig.cache_bits,
     weights: Path | None = None,
     model: IPL | None = None,
+    overwrite: bool = False,
 ) -> tuple[np.ndarray, FuseStats]:
     """Fuse aligned frames with IPL.
 
@@ -100,7 +101,8 @@ def fuse_ipl(
     device: a :class:`~uhdfuse.config.Device`. chunk: token rows per streaming step
     (None: :func:`uhdfuse.runtime.stream.default_chunk`). cache_bits: one of
     :data:`~uhdfuse.config.CACHE_BITS`. weights: a .safetensors file (None: the
-    shipped default). ``model`` skips loading (benchmarks, tests).
+    shipped default). ``model`` skips loading (benchmarks, tests). ``overwrite``: the
+    render may leave its display frames in ``images`` instead of copying them.
 
     Two stages: the token network streams over the frame on ``device`` (its peak
     memory is ``model_peak_bytes``), then the maps are rendered at full resolution on
@@ -125,7 +127,7 @@ def fuse_ipl(
     maps.fill(0.0)  # touch the pages now (np.zeros would not), so the stage's peak excludes the output
     info, peak, dev, model_seconds = _stream_on(model, images, ev, reference, maps, dev, chunk, cache_bits, notes)
     start = time.perf_counter()
-    out = render_maps(images, maps, ev, reference, p)
+    out = render_maps(images, maps, ev, reference, p, overwrite=overwrite)
     return out, FuseStats(
         device=str(dev),
         dtype=str(compute_dtype(dev)).replace("torch.", ""),

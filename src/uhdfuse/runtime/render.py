@@ -4,8 +4,8 @@ The same computation as :meth:`uhdfuse.nn.ipl.IPL.render` (which training
 differentiates through), run with OpenCV and numpy on the CPU through the blend of
 :mod:`uhdfuse.pyramid` that the classical engine uses: lift the maps to pixels, replace what each frame's
 keep gate rejects by the reference at that frame's exposure (in display values), weight by Mertens's
-measures times exp(logit), blend in a Laplacian pyramid. Only one substituted frame
-exists at a time; it is rebuilt for the blending pass rather than kept.
+measures times exp(logit), blend in a Laplacian pyramid. Each frame is substituted
+and encoded once, where it lies (:func:`~uhdfuse.pyramid.working_frames`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from uhdfuse.pyramid import (
     mertens_weights,
     normalise_weights,
     to_display,
+    working_frames,
 )
 
 
@@ -35,43 +36,54 @@ def lift_channel(maps: np.ndarray, channel: int, patch: int, height: int, width:
 
 
 def render_maps(
-    images: np.ndarray, maps: np.ndarray, ev: Sequence[float], reference: int, patch: int
+    images: np.ndarray,
+    maps: np.ndarray,
+    ev: Sequence[float],
+    reference: int,
+    patch: int,
+    *,
+    overwrite: bool = False,
 ) -> np.ndarray:
     """Fuse aligned frames with IPL's maps.
 
     images: (N, H, W, 3) float32 linear (1 = clipping); maps: (Ht, Wt, 2N) float32
     (logits, then keep gates) with Ht = ceil(H / patch), Wt = ceil(W / patch);
-    ev: N EVs relative to the reference. Returns (H, W, 3) float32 display sRGB in [0, 1].
+    ev: N EVs relative to the reference. ``overwrite``: leave the substituted display
+    frames in ``images`` (float32, C-contiguous) instead of working on a copy.
+    Returns (H, W, 3) float32 display sRGB in [0, 1].
     """
     count, height, width = images.shape[:3]
-    ref = images[reference]
+    frames = working_frames(images, overwrite)
+    ref = frames[reference]
 
-    def substituted(i: int, out: np.ndarray) -> np.ndarray:
+    def substitute(i: int) -> None:
         """Frame i's display values, where its gate rejects it those of the exposure-matched reference."""
-        shown = encode_frame(images[i], out)
-        if i == reference:
-            return shown
         keep = lift_channel(maps, count + i, patch, height, width)
         gain = np.float32(2.0 ** float(ev[i]))
+        frame = frames[i]
 
         def block(rows: slice) -> None:
             stand_in = to_display(ref[rows] * gain)  # clipped like the frame's own exposure
-            mixed = shown[rows]
-            mixed -= stand_in
-            mixed *= keep[rows, :, None]
-            mixed += stand_in
+            shown = to_display(frame[rows])
+            shown -= stand_in
+            shown *= keep[rows, :, None]
+            shown += stand_in
+            frame[rows] = shown
 
         in_row_blocks(block, height, width)
-        return shown
 
-    display = np.empty((height, width, 3), np.float32)
+    # the reference is read (linear) by every other frame's substitute, so it is encoded last
+    for i in [*(i for i in range(count) if i != reference), reference]:
+        if i == reference:
+            encode_frame(ref, ref)
+        else:
+            substitute(i)
     weights = np.empty((count, height, width), np.float32)
     for i in range(count):
-        mertens_weights(substituted(i, display), out=weights[i])
-        weights[i] *= np.exp(lift_channel(maps, i, patch, height, width))
+        mertens_weights(frames[i], out=weights[i])
+        weights[i] *= cv2.exp(lift_channel(maps, i, patch, height, width))
     normalise_weights(weights)
-    del display
-    return blend_pyramid(substituted, weights, max_levels(height, width))
+    return blend_pyramid(frames, weights, max_levels(height, width))
 
 
 __all__ = ["lift_channel", "render_maps"]
