@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from .errors import InconsistentBracket, Message, UsageError, joined, param
 from .exposure import build_bracket
 from .io import OutputMetadata, check_output, read_encoded, read_frame, read_metadata, write_image
 from .io.discover import check_one_kind, discover
+from .threads import worker_threads
 from .types import AlignedBracket, Bracket, FuseResult
 from .version import __version__
 from .virtual import virtual_bracket
@@ -112,7 +114,8 @@ def _load(paths: Sequence[Path], config: MergeConfig) -> Bracket:
     if config.virtual_ev is not None:
         raise UsageError(f"{param('virtual_ev')} makes a bracket of one capture; {len(paths)} frames were given")
     lut = _response_lut(paths, config)
-    frames = [read_frame(p, lut=lut, max_pixels=config.max_pixels) for p in paths]
+    with ThreadPoolExecutor(max_workers=worker_threads()) as pool:  # the decoders release the GIL
+        frames = list(pool.map(lambda p: read_frame(p, lut=lut, max_pixels=config.max_pixels), paths))
     bracket = build_bracket(frames, ev=config.ev, reference=config.reference)
     return _with_response_note(bracket, config)
 

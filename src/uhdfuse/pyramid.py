@@ -9,22 +9,20 @@ sees what inference renders.
 Everything runs in float32 on display-encoded (sRGB) values: the measures, "well
 exposed = close to 0.5" above all, are defined on what a viewer sees, not on
 linear light. Per-pixel work on full frames runs in row blocks on a few threads
-(:func:`in_row_blocks`); every pixel is computed by the same operations as on the
+(:func:`uhdfuse.threads.in_row_blocks`); every pixel is computed by the same operations as on the
 whole frame, so the result does not depend on their number.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 
 from uhdfuse.colour import srgb_encode
 from uhdfuse.config import MertensWeights
-from uhdfuse.threads import worker_threads
+from uhdfuse.threads import in_row_blocks
 
 # Added to every frame's weight before normalising (as OpenCV does): where all
 # weights are zero this turns the blend into a plain average instead of 0/0.
@@ -37,15 +35,6 @@ EPSILON = 1e-12
 # (a Laplacian of ~1/255), so on ordinary photographs they change little.
 CONTRAST_FLOOR = 1e-3
 SATURATION_FLOOR = 1e-3
-# Rows per block of per-pixel work: a block's temporaries stay in cache across the
-# several passes, and every core of a small machine works (numpy releases the GIL).
-# 64 rows of a 4K frame are ~3 MB.
-BLOCK_ROWS = 64
-# Below this many pixels per call, starting threads costs more than the work
-# (e.g. the small crops the training data is made of): run the blocks inline.
-MIN_THREADED_PIXELS = 512 * 512
-
-
 def to_display(linear: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Linear light -> sRGB display values in [0, 1], float32, same shape.
 
@@ -59,21 +48,6 @@ def to_display(linear: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     x = np.fmax(np.asarray(linear, dtype=np.float32), np.float32(0.0))
     np.fmin(x, np.float32(1.0), out=x)
     return srgb_encode(x, out=out)
-
-
-def in_row_blocks(func: Callable[[slice], None], rows: int, row_pixels: int) -> None:
-    """Call ``func(block)`` for consecutive row slices covering ``range(rows)``, on
-    :func:`~uhdfuse.threads.worker_threads` threads when the work (``rows`` x
-    ``row_pixels`` pixels) is large enough to pay."""
-    blocks = [slice(start, start + BLOCK_ROWS) for start in range(0, rows, BLOCK_ROWS)]
-    threads = worker_threads()
-    if len(blocks) == 1 or threads == 1 or rows * row_pixels < MIN_THREADED_PIXELS:
-        for block in blocks:
-            func(block)
-        return
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for _ in pool.map(func, blocks):  # iterating re-raises a block's exception
-            pass
 
 
 def working_frames(images: np.ndarray, overwrite: bool) -> np.ndarray:
@@ -251,13 +225,11 @@ def blend_pyramid(frames: np.ndarray, frame_weights: np.ndarray, depth: int) -> 
 
 
 __all__ = [
-    "BLOCK_ROWS",
     "CONTRAST_FLOOR",
     "EPSILON",
     "SATURATION_FLOOR",
     "blend_pyramid",
     "encode_frame",
-    "in_row_blocks",
     "max_levels",
     "mertens_weights",
     "normalise_weights",

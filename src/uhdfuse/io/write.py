@@ -27,7 +27,7 @@ from uhdfuse.errors import Message, OutputError, UhdfuseError, UsageError, first
 from uhdfuse.io.dng import encode_linear_dng
 from uhdfuse.io.metadata.read import find_datum
 from uhdfuse.io.metadata.write import OutputMetadata, PreparedMetadata, embed_metadata, prepare_metadata
-from uhdfuse.threads import worker_threads
+from uhdfuse.threads import in_row_blocks, worker_threads
 
 # Below this quality the eye no longer tells full-resolution chroma from 4:2:0, and the
 # file is a fifth smaller; above it, photographers proofing colour edges expect 4:4:4.
@@ -209,23 +209,24 @@ def _output_error(exc: BaseException, path: Path) -> OutputError | None:
 
 
 def _quantise(image: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Float (H, W, 3) -> uint8/uint16 (display, clipped to [0, 1]) or float32 (linear).
+    """Float (H, W, 3) -> uint8/uint16 (display, clipped to [0, 1], NaN as 0) or float32 (linear).
 
-    Rounds to the nearest code value exactly (in float64, a block of rows at a
-    time to bound memory), so that ``v / 65535`` written and read back is ``v``.
+    Rounds to the nearest code value exactly (in float64, a block of rows at a time
+    on a few threads), so that ``v / 65535`` written and read back is ``v``.
     """
     if bit_depth == 32:
         return np.ascontiguousarray(image, dtype=np.float32)
     top = float((1 << bit_depth) - 1)
     out = np.empty(image.shape, dtype=np.uint8 if bit_depth == 8 else np.uint16)
-    rows = max(1, _QUANTISE_BLOCK // max(1, image.shape[1] * 3))
-    for start in range(0, image.shape[0], rows):
-        block = np.nan_to_num(image[start : start + rows].astype(np.float64), nan=0.0)
-        out[start : start + rows] = np.rint(np.clip(block, 0.0, 1.0) * top)
+
+    def block(rows: slice) -> None:
+        values = np.fmax(np.asarray(image[rows], dtype=np.float64), 0.0)  # NaN -> 0
+        np.fmin(values, 1.0, out=values)
+        values *= top
+        out[rows] = np.rint(values, out=values)
+
+    in_row_blocks(block, image.shape[0], image.shape[1])
     return out
-
-
-_QUANTISE_BLOCK = 1 << 22  # samples per block (32 MiB of float64)
 
 
 def _create_temp(path: Path) -> Path:

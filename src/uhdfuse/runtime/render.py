@@ -18,13 +18,13 @@ import numpy as np
 from uhdfuse.pyramid import (
     blend_pyramid,
     encode_frame,
-    in_row_blocks,
     max_levels,
     mertens_weights,
     normalise_weights,
     to_display,
     working_frames,
 )
+from uhdfuse.threads import in_row_blocks
 
 
 def lift_channel(maps: np.ndarray, channel: int, patch: int, height: int, width: int) -> np.ndarray:
