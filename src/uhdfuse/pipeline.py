@@ -290,6 +290,8 @@ def merge(
     del bracket  # the aligned copies are all fusion needs: let the decoded frames go (3 x 100 MB at 4K)
     with clock.stage("fuse"):
         image, stats = _fuse_at_exposure(aligned, config, shot)
+    align_model, residuals, crop = aligned.model, aligned.residuals, aligned.crop
+    del aligned  # the frames (the fusion's working memory) go before the output is encoded
     if stats is not None:  # IPL: the fuse stage's two parts
         clock.timings.update(fuse_model=stats.model_seconds, fuse_render=stats.render_seconds)
     with clock.stage("write"):
@@ -302,7 +304,7 @@ def merge(
         _issue(notes)
     return FuseResult(
         output=written.path, inputs=shot.sources, ev=shot.ev, ev_source=shot.ev_source, reference=shot.reference,
-        engine=config.output_engine, align_model=aligned.model, align_residuals=aligned.residuals, crop=aligned.crop,
+        engine=config.output_engine, align_model=align_model, align_residuals=residuals, crop=crop,
         size=(image.shape[1], image.shape[0]), timings=clock.timings, warnings=notes,
         model_peak_bytes=stats.model_peak_bytes if stats else None, seconds=time.perf_counter() - started,
         virtual_ev=shot.virtual_ev,
