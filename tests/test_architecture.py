@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "uhdfuse"
 
 # The flow, lowest first: a module may import its own layer or lower ones, never higher.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "version", "threads", "colour"),
+    ("errors", "version", "threads", "memory", "colour"),
     ("config", "types"),
     ("io",),
     ("exposure", "shoot", "virtual"),

@@ -406,3 +406,14 @@ def test_memorial_mertens_matches_opencv() -> None:
     out = Path("/tmp") / "uhdfuse_memorial_mertens.png"
     cv2.imwrite(str(out), cv2.cvtColor(np.round(fused * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
     assert 0.15 < fused.mean() < 0.85
+
+
+def test_mertens_in_the_frames_own_memory_equals_mertens_on_a_copy():
+    rng = np.random.default_rng(3)
+    frames = np.clip(rng.random((1, 400, 600, 3), np.float32) * np.float32([[[[0.1]]], [[[0.5]]], [[[2.0]]]]), 0, 1)
+    kept = frames.copy()
+    want = fuse_mertens(frames)
+    assert np.array_equal(frames, kept)  # without overwrite the caller's frames are left alone
+    got = fuse_mertens(frames, overwrite=True)
+    assert np.array_equal(got, want)
+    assert not np.array_equal(frames, kept)

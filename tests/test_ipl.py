@@ -501,3 +501,16 @@ def test_bf16_autocast_streams_on_cpu(model, bits):
     assert half.dtype == np.float32 and np.isfinite(half).all()
     a, b = (render_maps(images, x, ev, ref, model.cfg.patch) for x in (full, half))
     assert psnr(b, a) >= 35.0
+
+
+def test_render_in_the_frames_own_memory_equals_the_render_on_a_copy(model):
+    # the pipeline lets the render use the aligned frames as working memory (encoded in
+    # place, handed back to the system as the blend goes): the picture must not change
+    images, ev, ref = bracket(3, 400, 600)  # 2.9 MB a frame: large enough to be released
+    maps, _ = stream_maps(model, images, ev, ref, chunk=8)
+    untouched = images.copy()
+    want = render_maps(images, maps, ev, ref, model.cfg.patch)
+    assert np.array_equal(images, untouched)  # without overwrite the caller's frames are left alone
+    got = render_maps(images, maps, ev, ref, model.cfg.patch, overwrite=True)
+    assert np.array_equal(got, want)
+    assert not np.array_equal(images, untouched)  # the frames were the working memory

@@ -285,7 +285,7 @@ def merge(
     with clock.stage("read"):
         bracket = _load(paths, config)
     with clock.stage("align"):
-        aligned = align_bracket(bracket, _align_config(bracket, config))
+        aligned = align_bracket(bracket, _align_config(bracket, config), release_frames=True)
     shot = _Shot.of(bracket, config)
     del bracket  # the aligned copies are all fusion needs: let the decoded frames go (3 x 100 MB at 4K)
     with clock.stage("fuse"):

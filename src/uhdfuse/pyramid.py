@@ -22,6 +22,7 @@ import numpy as np
 
 from uhdfuse.colour import srgb_encode
 from uhdfuse.config import MertensWeights
+from uhdfuse.memory import release
 from uhdfuse.threads import in_row_blocks
 
 # Added to every frame's weight before normalising (as OpenCV does): where all
@@ -51,8 +52,9 @@ def to_display(linear: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def working_frames(images: np.ndarray, overwrite: bool) -> np.ndarray:
-    """The (N, H, W, 3) frames a fusion may encode in place: ``images`` itself when
-    ``overwrite`` and it is a writable C-contiguous float32 array, else a float32 copy.
+    """The (N, H, W, 3) frames a fusion may use as working memory (encode in place,
+    release): ``images`` itself when ``overwrite`` and it is a writable C-contiguous
+    float32 array, else a float32 copy.
 
     Encoding the frames where they lie, once, is what keeps a fusion's memory at the
     frames plus their weights and pyramid (the callers own the choice: the pipeline's
@@ -178,14 +180,18 @@ def _add_weighted_detail(
     in_row_blocks(block, level.shape[0], level.shape[1])
 
 
-def blend_pyramid(frames: np.ndarray, frame_weights: np.ndarray, depth: int) -> np.ndarray:
+def blend_pyramid(
+    frames: np.ndarray, frame_weights: np.ndarray, depth: int, *, release_frames: bool = False
+) -> np.ndarray:
     """Blend N display frames in a Laplacian pyramid with Gaussian pyramids of their weights.
 
-    ``frames``: (N, H, W, 3) float32 display values (read only). ``frame_weights``:
-    (N, H, W) float32 summing to 1 over the frames (see :func:`normalise_weights`); it
-    is consumed (overwritten). ``depth``: pyramid levels counting the full-resolution
-    one (at most :func:`max_levels`). Returns (H, W, 3) float32 display values clipped
-    to [0, 1].
+    ``frames``: (N, H, W, 3) float32 display values, read only unless
+    ``release_frames``: then each frame's memory is handed back once its pyramid is
+    blended (:func:`uhdfuse.memory.release`; it reads as zeros afterwards).
+    ``frame_weights``: (N, H, W) float32 summing to 1 over the frames (see
+    :func:`normalise_weights`); it is consumed (overwritten, released). ``depth``:
+    pyramid levels counting the full-resolution one (at most :func:`max_levels`).
+    Returns (H, W, 3) float32 display values clipped to [0, 1].
     """
     count = frame_weights.shape[0]
     blended: list[np.ndarray | None] = [None] * depth
@@ -203,6 +209,12 @@ def blend_pyramid(frames: np.ndarray, frame_weights: np.ndarray, depth: int) -> 
                 detail = cv2.pyrUp(smaller, dst=spare if k == 0 else None, dstsize=size)
                 _add_weighted_detail(level, detail, weight, blended[k])
                 level, weight = smaller, cv2.pyrDown(weight)
+                if k == 0:
+                    # the full-resolution frame and weight are done with: only the
+                    # blended pyramid and the coarser levels are still needed
+                    release(frame_weights[i])
+                    if release_frames:
+                        release(frames[i])
                 if k == 0 and blended[0] is not None:
                     spare = detail
             else:

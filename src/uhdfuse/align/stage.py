@@ -29,6 +29,7 @@ from uhdfuse.align.levels import Pyramid, prepare_frame
 from uhdfuse.align.register import HINT, refine_from, register
 from uhdfuse.config import AlignConfig, AlignModel
 from uhdfuse.errors import AlignmentFailed, InconsistentBracket
+from uhdfuse.memory import release
 from uhdfuse.threads import worker_threads
 from uhdfuse.types import AlignedBracket, Bracket
 
@@ -42,7 +43,7 @@ STILL_STEP = 0.0025
 _COMPLEXITY = (AlignModel.NONE, AlignModel.TRANSLATION, AlignModel.EUCLIDEAN, AlignModel.AFFINE, AlignModel.HOMOGRAPHY)
 
 
-def align_bracket(bracket: Bracket, config: AlignConfig) -> AlignedBracket:
+def align_bracket(bracket: Bracket, config: AlignConfig, *, release_frames: bool = False) -> AlignedBracket:
     """Register every frame of ``bracket`` to its reference frame and warp it there.
 
     Frames (sorted by exposure) are registered in a chain: each to its neighbour
@@ -55,6 +56,9 @@ def align_bracket(bracket: Bracket, config: AlignConfig) -> AlignedBracket:
         config: motion model (NONE keeps the frames as they are; AUTO uses,
             per frame, the simplest of translation < euclidean < homography that
             does about as well as a homography), proxy size, residual limit, crop.
+        release_frames: hand each decoded frame's memory back once it is warped
+            (:func:`uhdfuse.memory.release`): for a caller done with ``bracket``'s
+            images, whose values are unspecified afterwards.
 
     Returns:
         An :class:`AlignedBracket` whose ``images`` are (N, h, w, 3) float32 in the
@@ -81,7 +85,9 @@ def align_bracket(bracket: Bracket, config: AlignConfig) -> AlignedBracket:
     chain = register_chain(bracket, config)
     registered = config.model is not AlignModel.NONE
     crop = crop_box(bracket, chain.transforms, crop=config.crop and registered)
-    images = warp_frames(bracket, chain.transforms if registered else None, crop, fill=not config.crop)
+    images = warp_frames(
+        bracket, chain.transforms if registered else None, crop, fill=not config.crop, release_frames=release_frames
+    )
     return AlignedBracket(
         images=images,
         ev=bracket.ev,
@@ -218,11 +224,17 @@ def crop_box(bracket: Bracket, transforms: Sequence[np.ndarray], *, crop: bool) 
 
 
 def warp_frames(
-    bracket: Bracket, transforms: Sequence[np.ndarray] | None, crop: tuple[int, int, int, int], *, fill: bool
+    bracket: Bracket,
+    transforms: Sequence[np.ndarray] | None,
+    crop: tuple[int, int, int, int],
+    *,
+    fill: bool,
+    release_frames: bool = False,
 ) -> np.ndarray:
     """(N, h, w, 3) float32: each frame warped by ``transforms`` (None: taken as it is)
     into the reference geometry, cut to ``crop``; with ``fill``, what a frame does not
-    cover taken from the reference at the frame's exposure."""
+    cover taken from the reference at the frame's exposure. ``release_frames``: each
+    decoded frame's memory handed back once it is placed (the reference's last)."""
     frames, ref_i = bracket.frames, bracket.reference
     x0, y0, cw, ch = crop
     out = np.empty((len(frames), ch, cw, 3), dtype=np.float32)
@@ -243,8 +255,15 @@ def warp_frames(
 
     # Each frame is written alone, and OpenCV and numpy let go of the GIL on whole
     # frames: the frames are warped (or copied) at once where cores allow.
+    def placed(i: int) -> None:
+        one(i)
+        if release_frames and i != ref_i:
+            release(frames[i].image)
+
     with ThreadPoolExecutor(max_workers=max(1, min(len(frames), worker_threads()))) as pool:
-        list(pool.map(one, range(len(frames))))
+        list(pool.map(placed, range(len(frames))))
+    if release_frames:
+        release(frames[ref_i].image)  # every fill has read it
     return out
 
 

@@ -46,8 +46,9 @@ def fuse_mertens(
     frame order. ``levels``: pyramid levels counting the full-resolution one
     (None or too many = down to about one pixel; 1 = per-pixel blend without a
     pyramid). Returns (H, W, 3) float32 sRGB-encoded values in [0, 1].
-    ``overwrite``: encode float32 C-contiguous ``images`` in place (their display
-    values are left there) instead of working on a copy.
+    ``overwrite``: use float32 C-contiguous ``images`` as working memory instead of a
+    copy; their values afterwards are unspecified (memory is handed back as the
+    blend goes).
 
     Memory beyond the frames: the N weight maps, one frame's current pyramid level
     and the blended pyramid (~1.33 x one frame). Per-pixel work runs in row blocks
@@ -69,4 +70,4 @@ def fuse_mertens(
     for i in range(count):
         mertens_weights(encode_frame(display[i], display[i]), weights, out=frame_weights[i])
     normalise_weights(frame_weights)
-    return blend_pyramid(display, frame_weights, depth)
+    return blend_pyramid(display, frame_weights, depth, release_frames=True)

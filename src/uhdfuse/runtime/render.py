@@ -48,8 +48,9 @@ def render_maps(
 
     images: (N, H, W, 3) float32 linear (1 = clipping); maps: (Ht, Wt, 2N) float32
     (logits, then keep gates) with Ht = ceil(H / patch), Wt = ceil(W / patch);
-    ev: N EVs relative to the reference. ``overwrite``: leave the substituted display
-    frames in ``images`` (float32, C-contiguous) instead of working on a copy.
+    ev: N EVs relative to the reference. ``overwrite``: use ``images`` (float32,
+    C-contiguous) as the render's working memory instead of a copy; their values
+    afterwards are unspecified (memory is handed back as the blend goes).
     Returns (H, W, 3) float32 display sRGB in [0, 1].
     """
     count, height, width = images.shape[:3]
@@ -83,7 +84,7 @@ def render_maps(
         mertens_weights(frames[i], out=weights[i])
         weights[i] *= cv2.exp(lift_channel(maps, i, patch, height, width))
     normalise_weights(weights)
-    return blend_pyramid(frames, weights, max_levels(height, width))
+    return blend_pyramid(frames, weights, max_levels(height, width), release_frames=True)
 
 
 __all__ = ["lift_channel", "render_maps"]
