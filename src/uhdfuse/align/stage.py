@@ -255,15 +255,19 @@ def warp_frames(
 
     # Each frame is written alone, and OpenCV and numpy let go of the GIL on whole
     # frames: the frames are warped (or copied) at once where cores allow.
+    # a frame whose memory another frame may use too is kept until the end
+    alone = [not any(np.may_share_memory(f.image, g.image) for g in frames if g is not f) for f in frames]
+
     def placed(i: int) -> None:
         one(i)
-        if release_frames and i != ref_i:
+        if release_frames and i != ref_i and alone[i]:
             release(frames[i].image)
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(frames), worker_threads()))) as pool:
         list(pool.map(placed, range(len(frames))))
     if release_frames:
-        release(frames[ref_i].image)  # every fill has read it
+        for f in frames:  # every fill has read the reference
+            release(f.image)
     return out
 
 
