@@ -27,7 +27,7 @@ VARIANCE_FLOOR = 1e-12  # under the saturation's square root, whose gradient is 
 _GAUSS5 = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)  # OpenCV's pyrDown kernel, per axis
 
 
-def _reflect101(n: int, lo: int, hi: int, device: torch.device) -> torch.Tensor:
+def reflect101(n: int, lo: int, hi: int, device: torch.device) -> torch.Tensor:
     """Indices of positions -lo .. n+hi-1 mirrored into [0, n) without repeating the edge (OpenCV's default)."""
     i = torch.arange(-lo, n + hi, device=device)
     if n == 1:
@@ -44,7 +44,7 @@ def pyr_down(x: torch.Tensor) -> torch.Tensor:
     if min(H, W) > 2:
         y = F.pad(y, (2, 2, 2, 2), mode="reflect")  # torch's "reflect" is OpenCV's REFLECT_101
     else:  # levels of 1-2 pixels: mirror repeatedly
-        y = y.index_select(2, _reflect101(H, 2, 2, x.device)).index_select(3, _reflect101(W, 2, 2, x.device))
+        y = y.index_select(2, reflect101(H, 2, 2, x.device)).index_select(3, reflect101(W, 2, 2, x.device))
     g = torch.tensor(_GAUSS5, dtype=x.dtype, device=x.device)
     y = F.conv2d(y, (g[:, None] * g[None, :]).view(1, 1, 5, 5), stride=2)
     return y.reshape(*lead, y.shape[-2], y.shape[-1])
@@ -73,18 +73,23 @@ def pyr_up(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return _up(_up(x, width, -1), height, -2)
 
 
-def mertens_weight(display: torch.Tensor) -> torch.Tensor:
-    """Unnormalised Mertens weight of display frames: (..., H, W, 3) in [0, 1] -> (..., H, W)."""
+def mertens_weight(display: torch.Tensor, variance_floor: float = VARIANCE_FLOOR) -> torch.Tensor:
+    """Unnormalised Mertens weight of display frames: (..., H, W, 3) in [0, 1] -> (..., H, W).
+
+    ``variance_floor``: training's guard under the square root; the inference render
+    (:mod:`uhdfuse.runtime.render_torch`), which takes no gradient, passes 0 to compute
+    exactly what :func:`uhdfuse.pyramid.mertens_weights` does (grey pixels included).
+    """
     r, g, b = display.unbind(-1)
     grey = BT601_GREY[0] * r + BT601_GREY[1] * g + BT601_GREY[2] * b
     H, W = grey.shape[-2:]
-    rows = grey.index_select(-2, _reflect101(H, 1, 1, grey.device))
-    cols = grey.index_select(-1, _reflect101(W, 1, 1, grey.device))
+    rows = grey.index_select(-2, reflect101(H, 1, 1, grey.device))
+    cols = grey.index_select(-1, reflect101(W, 1, 1, grey.device))
     laplacian = rows[..., :-2, :] + rows[..., 2:, :] + cols[..., :, :-2] + cols[..., :, 2:] - 4 * grey
     contrast = laplacian.abs() + CONTRAST_FLOOR
     mean = (r + g + b) / 3
     variance = ((r - mean) ** 2 + (g - mean) ** 2 + (b - mean) ** 2) / 3
-    saturation = torch.sqrt(variance.clamp_min(VARIANCE_FLOOR)) + SATURATION_FLOOR
+    saturation = torch.sqrt(variance.clamp_min(variance_floor)) + SATURATION_FLOOR
     distance = (r - MID_GREY) ** 2 + (g - MID_GREY) ** 2 + (b - MID_GREY) ** 2
     return contrast * saturation * torch.exp(distance * (-1.0 / (2 * SIGMA**2)))
 
@@ -150,4 +155,6 @@ def render(maps: torch.Tensor, x: torch.Tensor, ev: torch.Tensor, ref: torch.Ten
     return laplacian_blend(display, w)
 
 
-__all__ = ["laplacian_blend", "max_levels", "mertens_weight", "normalise", "pyr_down", "pyr_up", "render"]
+__all__ = [
+    "laplacian_blend", "max_levels", "mertens_weight", "normalise", "pyr_down", "pyr_up", "reflect101", "render",
+]

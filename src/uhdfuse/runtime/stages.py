@@ -100,11 +100,13 @@ class Stage(Protocol):
 class FrameReader:
     """Token statistics of the frames, read in pixel tiles of at most ``tile_pixels``.
 
-    images: (N, H, W, 3) float32 linear (on the CPU; tiles go to ``device``).
+    images: (N, H, W, 3) linear: a float32 array on the CPU (each tile is copied to
+    ``device``), or a tensor of any float dtype, usually already on ``device`` (tiles
+    are then views of it: no copy per tile; tokenize computes in float32).
     """
 
-    def __init__(self, images: np.ndarray, patch: int, device: torch.device, tile_pixels: int) -> None:
-        self.frames = torch.from_numpy(images)
+    def __init__(self, images: np.ndarray | torch.Tensor, patch: int, device: torch.device, tile_pixels: int) -> None:
+        self.frames = images if isinstance(images, torch.Tensor) else torch.from_numpy(images)
         self.patch = patch
         self.device = device
         self.tile_pixels = tile_pixels
@@ -122,7 +124,7 @@ class FrameReader:
             if self._scratch is None or self._scratch.numel() < view.numel():
                 self._scratch = torch.empty(view.numel(), dtype=view.dtype)
             x = self._scratch[: view.numel()].view(view.shape).copy_(view)[None]
-        else:
+        else:  # a no-op for frames already on the device
             x = view.to(self.device, non_blocking=True)[None]
         x = replicate_rows(x, 0, (r1 - r0) * p - (b - a), dim=2)
         return replicate_rows(x, 0, (c1 - c0) * p - (e - c), dim=3)

@@ -142,7 +142,7 @@ def _stream_band(run: _Run, band: int) -> _BandStats:
 
 def stream_maps(
     model: IPL,
-    images: np.ndarray,
+    images: np.ndarray | torch.Tensor,
     ev: Sequence[float],
     reference: int,
     *,
@@ -155,10 +155,13 @@ def stream_maps(
 ) -> tuple[np.ndarray, StreamInfo]:
     """IPL's token network over aligned frames, streaming band by band, row slice by row slice.
 
-    images: (N, H, W, 3) float32 linear; ev: N relative EVs; reference: index.
+    images: (N, H, W, 3) linear: a float32 array, or a tensor of any float dtype (frames
+    already on ``device`` are read there, tile by tile, without host copies); ev: N
+    relative EVs; reference: index.
     chunk: token rows read per step (default: :func:`default_chunk` of the band width).
     dtype: compute dtype of the token network.
-    out: optional (Ht, Wt, 2N) float32 array to write the maps into.
+    out: optional (Ht, Wt, 2N) float32 array to write the maps into (the maps are
+    written on the host whatever the device: a head step's rows are copied back).
     Returns (maps (Ht, Wt, 2N) float32, :class:`StreamInfo`).
     """
     cfg = model.cfg
