@@ -149,7 +149,8 @@ def fuse_ipl(
     (None: :func:`uhdfuse.runtime.stream.default_chunk`). cache_bits: one of
     :data:`~uhdfuse.config.CACHE_BITS`. weights: a .safetensors file (None: the
     shipped default). ``model`` skips loading (benchmarks, tests). ``overwrite``: the
-    render may leave its display frames in ``images`` instead of copying them.
+    CPU render may use ``images`` as its working memory instead of a copy (their
+    values afterwards are unspecified).
 
     Two stages: the token network streams over the frame on ``device`` (its peak
     memory is ``model_peak_bytes``), then the maps are rendered at full resolution
