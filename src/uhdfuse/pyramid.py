@@ -36,6 +36,8 @@ EPSILON = 1e-12
 # (a Laplacian of ~1/255), so on ordinary photographs they change little.
 CONTRAST_FLOOR = 1e-3
 SATURATION_FLOOR = 1e-3
+
+
 def to_display(linear: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Linear light -> sRGB display values in [0, 1], float32, same shape.
 
@@ -215,8 +217,8 @@ def blend_pyramid(
                     release(frame_weights[i])
                     if release_frames:
                         release(frames[i])
-                if k == 0 and blended[0] is not None:
-                    spare = detail
+                    if blended[0] is not None:
+                        spare = detail
             else:
                 detail = level * weight[..., None]  # the coarsest level keeps the Gaussian itself
                 if blended[k] is not None:

@@ -253,8 +253,6 @@ def warp_frames(
             reference = frames[ref_i].image[y0 : y0 + ch, x0 : x0 + cw]
             _fill_uncovered(out[i], f.image.shape[:2], Mc, reference, bracket.ev[i] - bracket.ev[ref_i], top)
 
-    # Each frame is written alone, and OpenCV and numpy let go of the GIL on whole
-    # frames: the frames are warped (or copied) at once where cores allow.
     # a frame whose memory another frame may use too is kept until the end
     alone = [not any(np.may_share_memory(f.image, g.image) for g in frames if g is not f) for f in frames]
 
@@ -263,6 +261,8 @@ def warp_frames(
         if release_frames and i != ref_i and alone[i]:
             release(frames[i].image)
 
+    # Each frame is written alone, and OpenCV and numpy let go of the GIL on whole
+    # frames: the frames are warped (or copied) at once where cores allow.
     with ThreadPoolExecutor(max_workers=max(1, min(len(frames), worker_threads()))) as pool:
         list(pool.map(placed, range(len(frames))))
     if release_frames:

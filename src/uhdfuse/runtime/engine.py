@@ -78,7 +78,7 @@ def _upload(images: np.ndarray, dev: torch.device, notes: list[str]) -> torch.Te
     except torch.cuda.OutOfMemoryError:
         notes.append(Message("CUDA out of memory for the frames: the model reads them from the host "
                              "and the render runs on the CPU"))
-    torch.cuda.empty_cache()
+        torch.cuda.empty_cache()
     return None
 
 
@@ -125,7 +125,7 @@ def _render_on(
             return fused.cpu().numpy(), str(dev)
         except torch.cuda.OutOfMemoryError:
             notes.append(Message("CUDA out of memory in the render: rendering on the CPU"))
-        torch.cuda.empty_cache()
+            torch.cuda.empty_cache()
     return render_maps(images, maps, ev, reference, patch, overwrite=overwrite), "cpu"
 
 

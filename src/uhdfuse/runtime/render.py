@@ -73,12 +73,10 @@ def render_maps(
 
         in_row_blocks(block, height, width)
 
-    # the reference is read (linear) by every other frame's substitute, so it is encoded last
-    for i in [*(i for i in range(count) if i != reference), reference]:
-        if i == reference:
-            encode_frame(ref, ref)
-        else:
+    for i in range(count):
+        if i != reference:
             substitute(i)
+    encode_frame(ref, ref)  # last: every other frame's substitute reads it linear
     weights = np.empty((count, height, width), np.float32)
     for i in range(count):
         mertens_weights(frames[i], out=weights[i])
