@@ -155,3 +155,18 @@ def test_signal_during_batch_keeps_finished_outputs_and_resumes_identically(
     assert statuses.count("skipped") == len(finished) and statuses.count("ok") == 4 - len(finished)
     assert {p.name: p.read_bytes() for p in out.glob("*.tif")} == uninterrupted
     assert _temps(out) == [] and tree_hashes(shoot) == before
+
+
+def test_ctrl_c_while_torch_is_imported_is_acted_on_after_the_import() -> None:
+    # A KeyboardInterrupt raised inside torch's C++ initialisation aborted the process
+    # ("terminate called ... KeyboardInterrupt", exit -6) instead of "interrupted: no
+    # output was written" and 130; the pipeline holds the signal until the import is done.
+    from uhdfuse.pipeline import _signals_held
+
+    finished = False
+    with pytest.raises(KeyboardInterrupt):
+        with _signals_held():
+            signal.raise_signal(signal.SIGINT)
+            finished = True  # the signal did not interrupt the block...
+    assert finished  # ...and was raised after it, as Ctrl-C's handler raises it
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back

@@ -7,6 +7,8 @@ collects the notes each stage returns (:attr:`FuseResult.warnings`).
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -156,6 +159,34 @@ def load_bracket(inputs: Sequence[Path | str], config: MergeConfig = MergeConfig
     return bracket
 
 
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then act on them as their handlers would.
+
+    For torch's import: a KeyboardInterrupt raised while its C++ initialisation calls
+    back into Python cannot unwind through it, and the process aborts ("terminate
+    called ... KeyboardInterrupt") instead of reaching the caller's clean-up. Outside
+    the main thread (where handlers cannot be set) the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple[int, FrameType | None]] = []
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: held.append((signum, frame))) for s in watched}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for signum, frame in held[:1]:  # the first one decides, as it would have
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
 def fuse(
     aligned: AlignedBracket, config: MergeConfig, *, raw: bool = False, overwrite: bool = False
 ) -> tuple[np.ndarray, FuseStats | None]:
@@ -171,7 +202,8 @@ def fuse(
         return merge_radiance(aligned.images, aligned.ev, reference=aligned.reference, raw=raw), None
     if config.engine is Engine.MERTENS:
         return fuse_mertens(aligned.images, config.mertens, overwrite=overwrite), None
-    from .runtime import fuse_ipl  # torch is only imported when the model is asked for
+    with _signals_held():  # torch is only imported when the model is asked for
+        from .runtime import fuse_ipl
 
     return fuse_ipl(
         aligned.images, aligned.ev, aligned.reference, device=config.device, chunk=config.chunk,
